@@ -76,9 +76,10 @@ type AppendResult struct {
 
 // ReadRequest selects a slice of the global log.
 type ReadRequest struct {
-	After     int64  // exclusive global position
-	Limit     int    // at most this many events; <= 0 means a backend default
-	PartnerID string // only this partner's events, if set
+	After     int64    // exclusive global position
+	Limit     int      // at most this many events; <= 0 means a backend default
+	PartnerID string   // only this partner's events, if set
+	Types     []string // only events of these types, if set
 }
 
 // Store is the event log. Every implementation must pass storetest.Run.
@@ -103,6 +104,14 @@ type Store interface {
 	// Head returns the highest position a reader may safely have seen.
 	Head(ctx context.Context) (int64, error)
 	Close() error
+}
+
+// Checkpoints keeps named positions (the relay's, for example) in the same
+// database as the log. Both backends implement it.
+type Checkpoints interface {
+	// LoadCheckpoint returns the saved position, or 0 if none was saved.
+	LoadCheckpoint(ctx context.Context, name string) (int64, error)
+	SaveCheckpoint(ctx context.Context, name string, position int64) error
 }
 
 // ErrConflict is matched by every *ConflictError.
