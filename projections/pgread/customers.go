@@ -1,0 +1,371 @@
+package pgread
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/partnerhub/customers/eventstore"
+	"github.com/partnerhub/customers/projections"
+)
+
+var customerTables = []string{"rm_customers", "rm_customer_tags", "rm_tags"}
+
+var customerIndexes = []string{"rm_customers_pkey", "rm_customers_by_name", "rm_customers_by_domain", "rm_customers_trgm_all",
+	"rm_customers_trgm_name", "rm_customers_trgm_domain", "rm_customer_tags_pkey", "rm_customer_tags_by_tag", "rm_tags_pkey"}
+
+// customerTableDDL and customerIndexDDL are split so a rebuild can load
+// before indexing. Text that is sorted or compared uses COLLATE "C": byte
+// order, the same as SQLite's, and what keyset cursors rely on.
+func customerTableDDL(sfx string) []string {
+	return []string{
+		`CREATE TABLE rm_customers` + sfx + ` (
+			partner_id text NOT NULL, customer_id text COLLATE "C" NOT NULL, relationship text COLLATE "C" NOT NULL,
+			company_name text NOT NULL, company_key text COLLATE "C" NOT NULL,
+			primary_domain text COLLATE "C" NOT NULL, search_text text NOT NULL)`,
+		`CREATE TABLE rm_customer_tags` + sfx + ` (partner_id text NOT NULL, customer_id text NOT NULL, tag_id text NOT NULL)`,
+		`CREATE TABLE rm_tags` + sfx + ` (partner_id text NOT NULL, tag_id text NOT NULL, name text COLLATE "C" NOT NULL,
+			name_folded text NOT NULL, customer_count bigint NOT NULL)`,
+	}
+}
+
+func customerIndexDDL(sfx, trgm string) []string {
+	return []string{
+		`ALTER TABLE rm_customers` + sfx + ` ADD CONSTRAINT rm_customers_pkey` + sfx + ` PRIMARY KEY (partner_id, customer_id, relationship)`,
+		`CREATE INDEX rm_customers_by_name` + sfx + ` ON rm_customers` + sfx + ` (partner_id, company_key, customer_id, relationship)`,
+		`CREATE INDEX rm_customers_by_domain` + sfx + ` ON rm_customers` + sfx + ` (partner_id, primary_domain, customer_id, relationship)`,
+		`CREATE INDEX rm_customers_trgm_all` + sfx + ` ON rm_customers` + sfx + ` USING gin (search_text ` + trgm + `.gin_trgm_ops)`,
+		`CREATE INDEX rm_customers_trgm_name` + sfx + ` ON rm_customers` + sfx + ` USING gin (company_key ` + trgm + `.gin_trgm_ops)`,
+		`CREATE INDEX rm_customers_trgm_domain` + sfx + ` ON rm_customers` + sfx + ` USING gin (primary_domain ` + trgm + `.gin_trgm_ops)`,
+		`ALTER TABLE rm_customer_tags` + sfx + ` ADD CONSTRAINT rm_customer_tags_pkey` + sfx + ` PRIMARY KEY (partner_id, customer_id, tag_id)`,
+		`CREATE INDEX rm_customer_tags_by_tag` + sfx + ` ON rm_customer_tags` + sfx + ` (partner_id, tag_id)`,
+		`ALTER TABLE rm_tags` + sfx + ` ADD CONSTRAINT rm_tags_pkey` + sfx + ` PRIMARY KEY (partner_id, tag_id)`,
+	}
+}
+
+// customerDDL is the migration form: constraints inline so that IF NOT
+// EXISTS makes it re-runnable.
+func customerDDL(sfx, trgm string) []string {
+	out := []string{
+		`CREATE TABLE rm_customers (
+			partner_id text NOT NULL, customer_id text COLLATE "C" NOT NULL, relationship text COLLATE "C" NOT NULL,
+			company_name text NOT NULL, company_key text COLLATE "C" NOT NULL,
+			primary_domain text COLLATE "C" NOT NULL, search_text text NOT NULL,
+			CONSTRAINT rm_customers_pkey PRIMARY KEY (partner_id, customer_id, relationship))`,
+		`CREATE TABLE rm_customer_tags (partner_id text NOT NULL, customer_id text NOT NULL, tag_id text NOT NULL,
+			CONSTRAINT rm_customer_tags_pkey PRIMARY KEY (partner_id, customer_id, tag_id))`,
+		`CREATE TABLE rm_tags (partner_id text NOT NULL, tag_id text NOT NULL, name text COLLATE "C" NOT NULL,
+			name_folded text NOT NULL, customer_count bigint NOT NULL, CONSTRAINT rm_tags_pkey PRIMARY KEY (partner_id, tag_id))`,
+	}
+	for _, s := range customerIndexDDL(sfx, trgm) {
+		if strings.HasPrefix(s, "CREATE INDEX") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// CustomerList is the customer-list read model in PostgreSQL.
+type CustomerList struct{ db *DB }
+
+var _ projections.CustomerList = (*CustomerList)(nil)
+
+func (c *CustomerList) Name() string { return projections.CustomerListName }
+
+func (c *CustomerList) Checkpoint(ctx context.Context) (int64, error) {
+	return c.db.checkpoint(ctx, projections.CustomerListName)
+}
+
+// ApplyBatch applies events in one transaction with the checkpoint.
+func (c *CustomerList) ApplyBatch(ctx context.Context, events []eventstore.Event) error {
+	return c.db.applyBatch(ctx, c.Name(), events, func(tx pgx.Tx, evs []eventstore.Event) error {
+		return c.Apply(ctx, tx, evs)
+	})
+}
+
+// Apply applies events inside tx; the caller owns the transaction and the
+// checkpoint.
+func (c *CustomerList) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Event) error {
+	return projections.ApplyCustomerList(ctx, &customerWriter{tx: tx}, c.db.reg, events)
+}
+
+// customerWriter runs the projection's changes as SQL against the tables
+// with suffix sfx ("" live, "_new" during a rebuild's catch-up).
+type customerWriter struct {
+	tx  pgx.Tx
+	sfx string
+}
+
+func (w *customerWriter) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	tag, err := w.tx.Exec(ctx, strings.ReplaceAll(sql, "$T", w.sfx), args...)
+	return tag.RowsAffected(), err
+}
+
+func (w *customerWriter) CreateCustomer(ctx context.Context, p, id, rel, company, dom string) error {
+	_, err := w.exec(ctx, `INSERT INTO rm_customers$T (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text)
+		VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT DO NOTHING`,
+		p, id, rel, company, projections.Fold(company), dom, projections.SearchText(company, dom, id))
+	return err
+}
+
+func (w *customerWriter) AddRelationship(ctx context.Context, p, id, rel string) error {
+	_, err := w.exec(ctx, `INSERT INTO rm_customers$T (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text)
+		SELECT partner_id, customer_id, $3, company_name, company_key, primary_domain, search_text
+		FROM rm_customers$T WHERE partner_id = $1 AND customer_id = $2 LIMIT 1 ON CONFLICT DO NOTHING`, p, id, rel)
+	return err
+}
+
+func (w *customerWriter) SetCompanyName(ctx context.Context, p, id, company string) error {
+	_, err := w.exec(ctx, `UPDATE rm_customers$T SET company_name = $3, company_key = $4,
+		search_text = $4 || substr(search_text, strpos(search_text, E'\n'))
+		WHERE partner_id = $1 AND customer_id = $2`, p, id, company, projections.Fold(company))
+	return err
+}
+
+func (w *customerWriter) CreateTag(ctx context.Context, p, tagID, name string) error {
+	_, err := w.exec(ctx, `INSERT INTO rm_tags$T (partner_id, tag_id, name, name_folded, customer_count)
+		VALUES ($1,$2,$3,$4,0) ON CONFLICT DO NOTHING`, p, tagID, name, projections.Fold(name))
+	return err
+}
+
+func (w *customerWriter) AssignTag(ctx context.Context, p, id, tagID, name string) error {
+	if err := w.CreateTag(ctx, p, tagID, name); err != nil {
+		return err
+	}
+	n, err := w.exec(ctx, `INSERT INTO rm_customer_tags$T (partner_id, customer_id, tag_id)
+		SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM rm_customers$T WHERE partner_id = $1 AND customer_id = $2)
+		ON CONFLICT DO NOTHING`, p, id, tagID)
+	if err != nil || n == 0 {
+		return err
+	}
+	_, err = w.exec(ctx, `UPDATE rm_tags$T SET customer_count = customer_count + 1 WHERE partner_id = $1 AND tag_id = $2`, p, tagID)
+	return err
+}
+
+func (w *customerWriter) UnassignTag(ctx context.Context, p, id, tagID string) error {
+	n, err := w.exec(ctx, `DELETE FROM rm_customer_tags$T WHERE partner_id = $1 AND customer_id = $2 AND tag_id = $3`, p, id, tagID)
+	if err != nil || n == 0 {
+		return err
+	}
+	_, err = w.exec(ctx, `UPDATE rm_tags$T SET customer_count = customer_count - 1 WHERE partner_id = $1 AND tag_id = $2`, p, tagID)
+	return err
+}
+
+func (w *customerWriter) RenameTag(ctx context.Context, p, tagID, name string) error {
+	_, err := w.exec(ctx, `UPDATE rm_tags$T SET name = $3, name_folded = $4 WHERE partner_id = $1 AND tag_id = $2`, p, tagID, name, projections.Fold(name))
+	return err
+}
+
+func (w *customerWriter) DeleteTag(ctx context.Context, p, tagID string) error {
+	if _, err := w.exec(ctx, `DELETE FROM rm_customer_tags$T WHERE partner_id = $1 AND tag_id = $2`, p, tagID); err != nil {
+		return err
+	}
+	_, err := w.exec(ctx, `DELETE FROM rm_tags$T WHERE partner_id = $1 AND tag_id = $2`, p, tagID)
+	return err
+}
+
+const tagsOfRow = `COALESCE((SELECT array_agg(t.name ORDER BY t.name) FROM rm_customer_tags ct
+	JOIN rm_tags t ON t.partner_id = ct.partner_id AND t.tag_id = ct.tag_id
+	WHERE ct.partner_id = c.partner_id AND ct.customer_id = c.customer_id), '{}')`
+
+// SearchCustomers answers GET /v1/customers: substring search, filters,
+// sort and keyset pagination (see projections.SearchParams).
+func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p projections.SearchParams) (projections.CustomerPage, error) {
+	q, err := p.Prepare()
+	if err != nil {
+		return projections.CustomerPage{}, err
+	}
+	args := []any{partnerID}
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	where := []string{"c.partner_id = $1"}
+	const tagMatch = `EXISTS (SELECT 1 FROM rm_customer_tags ct JOIN rm_tags t ON t.partner_id = ct.partner_id AND t.tag_id = ct.tag_id
+		WHERE ct.partner_id = c.partner_id AND ct.customer_id = c.customer_id AND t.name_folded `
+	if q.Pattern != "" {
+		pat := arg(q.Pattern)
+		switch q.SearchBy {
+		case projections.SearchAll:
+			where = append(where, "(c.search_text LIKE "+pat+" OR "+tagMatch+"LIKE "+pat+"))")
+		case projections.SearchCompanyName:
+			where = append(where, "c.company_key LIKE "+pat)
+		case projections.SearchDomain:
+			where = append(where, "c.primary_domain LIKE "+pat)
+		case projections.SearchID:
+			where = append(where, "lower(c.customer_id) LIKE "+pat)
+		case projections.SearchTag:
+			where = append(where, tagMatch+"LIKE "+pat+")")
+		}
+	}
+	if q.Relationship != "" {
+		where = append(where, "c.relationship = "+arg(q.Relationship))
+	}
+	for _, t := range q.TagsFolded {
+		where = append(where, tagMatch+"= "+arg(t)+")")
+	}
+	key, cmp, dir := "c.company_key", ">", "ASC"
+	if strings.TrimPrefix(q.Sort, "-") == projections.SortDomain {
+		key = "c.primary_domain"
+	}
+	if q.Desc {
+		cmp, dir = "<", "DESC"
+	}
+	if q.After != nil {
+		where = append(where, fmt.Sprintf("(%s, c.customer_id, c.relationship) %s (%s, %s, %s)", key, cmp, arg(q.After.Key), arg(q.After.ID), arg(q.After.Relationship)))
+	}
+	sql := `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, ` + tagsOfRow + `
+		FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
+		fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit)
+	rows, err := c.db.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return projections.CustomerPage{}, fmt.Errorf("searching customers: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, scanItem)
+	if err != nil {
+		return projections.CustomerPage{}, fmt.Errorf("searching customers: %w", err)
+	}
+	return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, nil
+}
+
+func scanItem(row pgx.CollectableRow) (projections.CustomerItem, error) {
+	var it projections.CustomerItem
+	err := row.Scan(&it.ID, &it.Relationship, &it.CompanyName, &it.PrimaryDomain, &it.Tags)
+	if it.Tags == nil {
+		it.Tags = []string{}
+	}
+	return it, err
+}
+
+// ListTags answers GET /v1/tags: the catalog by name, with customerCount.
+func (c *CustomerList) ListTags(ctx context.Context, partnerID string) ([]projections.TagCount, error) {
+	rows, err := c.db.pool.Query(ctx, `SELECT tag_id, name, customer_count FROM rm_tags WHERE partner_id = $1 ORDER BY name`, partnerID)
+	if err != nil {
+		return nil, fmt.Errorf("listing tags: %w", err)
+	}
+	tags, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projections.TagCount, error) {
+		var t projections.TagCount
+		return t, r.Scan(&t.ID, &t.Name, &t.CustomerCount)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing tags: %w", err)
+	}
+	return tags, nil
+}
+
+// ExportCustomers streams the partner's list from one REPEATABLE READ
+// snapshot; memory is bounded by batchSize.
+func (c *CustomerList) ExportCustomers(ctx context.Context, partnerID string, batchSize int, yield func([]projections.CustomerItem) error) error {
+	if batchSize < 1 {
+		batchSize = 500
+	}
+	tx, err := c.db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("starting export: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	rows, err := tx.Query(ctx, `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, `+tagsOfRow+`
+		FROM rm_customers c WHERE c.partner_id = $1 ORDER BY c.company_key, c.customer_id, c.relationship`, partnerID)
+	if err != nil {
+		return fmt.Errorf("exporting customers: %w", err)
+	}
+	defer rows.Close()
+	batch := make([]projections.CustomerItem, 0, batchSize)
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return fmt.Errorf("exporting customers: %w", err)
+		}
+		if batch = append(batch, it); len(batch) == batchSize {
+			if err := yield(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("exporting customers: %w", err)
+	}
+	if len(batch) > 0 {
+		return yield(batch)
+	}
+	return nil
+}
+
+// Rebuild folds the whole log in memory, COPYs the result into fresh
+// tables, indexes them, and swaps them in (see DB.swap).
+func (c *CustomerList) Rebuild(ctx context.Context, store eventstore.Store, progress func(done, total int64)) error {
+	if progress == nil {
+		progress = func(int64, int64) {}
+	}
+	head, err := store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuilding customer list: %w", err)
+	}
+	state := projections.NewCustomerListState()
+	var done, rebuilt int64
+	err = readLog(ctx, store, 0, head, func(evs []eventstore.Event) error {
+		if err := projections.ApplyCustomerList(ctx, state, c.db.reg, evs); err != nil {
+			return err
+		}
+		done += int64(len(evs))
+		rebuilt = evs[len(evs)-1].Position
+		progress(done, head)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rebuilding customer list: %w", err)
+	}
+	if err := c.load(ctx, state); err != nil {
+		return fmt.Errorf("rebuilding customer list: %w", err)
+	}
+	return c.db.swap(ctx, c.Name(), rebuilt, customerTables, customerIndexes, store, func(tx pgx.Tx, evs []eventstore.Event) error {
+		return projections.ApplyCustomerList(ctx, &customerWriter{tx: tx, sfx: "_new"}, c.db.reg, evs)
+	})
+}
+
+// load writes state into the _new tables with COPY, then indexes them
+// (indexing after loading is several times faster than during).
+func (c *CustomerList) load(ctx context.Context, state *projections.CustomerListState) error {
+	var drop []string
+	for _, t := range customerTables {
+		drop = append(drop, `DROP TABLE IF EXISTS `+t+`_new`)
+	}
+	if err := execAll(ctx, c.db.pool, append(drop, customerTableDDL("_new")...)); err != nil {
+		return err
+	}
+	rows := state.Rows()
+	var custRows, tagRows [][]any
+	for _, r := range rows {
+		custRows = append(custRows, []any{r.PartnerID, r.ID, r.Relationship, r.CompanyName, projections.Fold(r.CompanyName), r.PrimaryDomain,
+			projections.SearchText(r.CompanyName, r.PrimaryDomain, r.ID)})
+	}
+	seen := map[[2]string]bool{}
+	for _, r := range rows {
+		if seen[[2]string{r.PartnerID, r.ID}] {
+			continue // one tag set per customer, not per relationship row
+		}
+		seen[[2]string{r.PartnerID, r.ID}] = true
+		for _, tid := range r.TagIDs {
+			tagRows = append(tagRows, []any{r.PartnerID, r.ID, tid})
+		}
+	}
+	var catalog [][]any
+	for _, t := range state.Tags() {
+		catalog = append(catalog, []any{t.PartnerID, t.ID, t.Name, projections.Fold(t.Name), t.CustomerCount})
+	}
+	for _, cp := range []struct {
+		table string
+		cols  []string
+		rows  [][]any
+	}{
+		{"rm_customers_new", []string{"partner_id", "customer_id", "relationship", "company_name", "company_key", "primary_domain", "search_text"}, custRows},
+		{"rm_customer_tags_new", []string{"partner_id", "customer_id", "tag_id"}, tagRows},
+		{"rm_tags_new", []string{"partner_id", "tag_id", "name", "name_folded", "customer_count"}, catalog},
+	} {
+		if _, err := c.db.pool.CopyFrom(ctx, pgx.Identifier{cp.table}, cp.cols, pgx.CopyFromRows(cp.rows)); err != nil {
+			return fmt.Errorf("copying into %s: %w", cp.table, err)
+		}
+	}
+	return execAll(ctx, c.db.pool, customerIndexDDL("_new", c.db.trgm))
+}

@@ -1,0 +1,255 @@
+// Package pgread keeps the read models in PostgreSQL, in the same database
+// as the event store. Substring search uses pg_trgm GIN indexes; rebuilds
+// load fresh tables with COPY and swap them in with renames in one
+// transaction.
+package pgread
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/partnerhub/customers/domain"
+	"github.com/partnerhub/customers/eventstore"
+	"github.com/partnerhub/customers/projections"
+)
+
+// DB holds both read models' tables. Open it once and take the projectors
+// from it.
+type DB struct {
+	pool   *pgxpool.Pool
+	owned  bool
+	reg    *domain.Registry
+	trgm   string // schema holding pg_trgm's operator classes
+	notify func(name string, position int64)
+}
+
+// Options configure Open.
+type Options struct {
+	// Registry decodes event data; nil means domain.NewRegistry().
+	Registry *domain.Registry
+	// OnCommit is called after each committed batch with the projector's
+	// new checkpoint (wire it to a projections.Waiter). May be nil.
+	OnCommit func(name string, position int64)
+}
+
+// Open connects with connString and creates the tables if missing.
+func Open(ctx context.Context, connString string, opt Options) (*DB, error) {
+	pool, err := pgxpool.New(ctx, connString)
+	if err != nil {
+		return nil, fmt.Errorf("connecting read models to PostgreSQL: %w", err)
+	}
+	db, err := New(ctx, pool, opt)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	db.owned = true
+	return db, nil
+}
+
+// New uses an existing pool (the event store's, typically) and creates the
+// tables if missing. Close does not close a pool passed here.
+func New(ctx context.Context, pool *pgxpool.Pool, opt Options) (*DB, error) {
+	db := &DB{pool: pool, reg: opt.Registry, notify: opt.OnCommit}
+	if db.reg == nil {
+		db.reg = domain.NewRegistry()
+	}
+	if db.notify == nil {
+		db.notify = func(string, int64) {}
+	}
+	if err := db.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the pool if Open made it.
+func (db *DB) Close() {
+	if db.owned {
+		db.pool.Close()
+	}
+}
+
+// CustomerList returns the customer-list read model.
+func (db *DB) CustomerList() *CustomerList { return &CustomerList{db: db} }
+
+// ActivityLog returns the activity-log read model.
+func (db *DB) ActivityLog() *ActivityLog { return &ActivityLog{db: db} }
+
+func (db *DB) migrate(ctx context.Context) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrating read models: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	// Extensions are database-wide: put pg_trgm in public (not in whatever
+	// schema search_path names first) and serialise concurrent creators.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7234001)`); err != nil {
+		return fmt.Errorf("locking for pg_trgm: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public`); err != nil {
+		return fmt.Errorf("creating extension pg_trgm: %w", err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'`).Scan(&db.trgm); err != nil {
+		return fmt.Errorf("finding pg_trgm's schema: %w", err)
+	}
+	stmts := []string{`CREATE TABLE IF NOT EXISTS rm_checkpoints (name text PRIMARY KEY, position bigint NOT NULL)`}
+	stmts = append(stmts, customerDDL("", db.trgm)...)
+	stmts = append(stmts, activityDDL("")...)
+	for _, name := range []string{projections.CustomerListName, projections.ActivityLogName} {
+		stmts = append(stmts, `INSERT INTO rm_checkpoints (name, position) VALUES ('`+name+`', 0) ON CONFLICT DO NOTHING`)
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, ifNotExists(s)); err != nil {
+			return fmt.Errorf("migrating read models (%s): %w", s, err)
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+func ifNotExists(s string) string {
+	s = strings.Replace(s, "CREATE TABLE rm_", "CREATE TABLE IF NOT EXISTS rm_", 1)
+	return strings.Replace(s, "CREATE INDEX rm_", "CREATE INDEX IF NOT EXISTS rm_", 1)
+}
+
+// lockCheckpoint reads a projector's checkpoint and holds its row until the
+// transaction ends, so two appliers (a second instance, a rebuild's swap)
+// never interleave.
+func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
+	var pos int64
+	if err := tx.QueryRow(ctx, `SELECT position FROM rm_checkpoints WHERE name = $1 FOR UPDATE`, name).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("locking checkpoint %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos int64) error {
+	if _, err := tx.Exec(ctx, `UPDATE rm_checkpoints SET position = $2 WHERE name = $1`, name, pos); err != nil {
+		return fmt.Errorf("saving checkpoint %s: %w", name, err)
+	}
+	return nil
+}
+
+func (db *DB) checkpoint(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := db.pool.QueryRow(ctx, `SELECT position FROM rm_checkpoints WHERE name = $1`, name).Scan(&pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading checkpoint %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+// applyBatch runs apply on the events above the checkpoint in one
+// transaction with the checkpoint update.
+func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.Event, apply func(pgx.Tx, []eventstore.Event) error) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("starting %s batch: %w", name, err)
+	}
+	defer tx.Rollback(ctx)
+	cp, err := lockCheckpoint(ctx, tx, name)
+	if err != nil {
+		return err
+	}
+	fresh := projections.After(events, cp)
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := apply(tx, fresh); err != nil {
+		return err
+	}
+	last := fresh[len(fresh)-1].Position
+	if err := saveCheckpoint(ctx, tx, name, last); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("committing %s batch: %w", name, err)
+	}
+	db.notify(name, last)
+	return nil
+}
+
+// readLog reads the whole log up to the head seen at the start, in pages.
+func readLog(ctx context.Context, store eventstore.Store, after, upTo int64, page func([]eventstore.Event) error) error {
+	for after < upTo {
+		evs, err := store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: 5000})
+		if err != nil {
+			return fmt.Errorf("reading the log after %d: %w", after, err)
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		n := len(evs)
+		for n > 0 && evs[n-1].Position > upTo {
+			n--
+		}
+		if n > 0 {
+			if err := page(evs[:n]); err != nil {
+				return err
+			}
+		}
+		if n < len(evs) {
+			return nil
+		}
+		after = evs[len(evs)-1].Position
+	}
+	return nil
+}
+
+// swap replaces each live table with its _new twin (and the indexes), after
+// catching the new tables up to the live checkpoint, all in one transaction.
+func (db *DB) swap(ctx context.Context, name string, rebuilt int64, tables, indexes []string, store eventstore.Store, catchUp func(pgx.Tx, []eventstore.Event) error) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("starting %s swap: %w", name, err)
+	}
+	defer tx.Rollback(ctx)
+	cp, err := lockCheckpoint(ctx, tx, name)
+	if err != nil {
+		return err
+	}
+	// The live projector may have gone past the rebuild's end meanwhile:
+	// bring the new tables to the same point before they go live.
+	if err := readLog(ctx, store, rebuilt, cp, func(evs []eventstore.Event) error { return catchUp(tx, evs) }); err != nil {
+		return fmt.Errorf("catching %s up: %w", name, err)
+	}
+	for _, t := range tables {
+		if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+t+` CASCADE`); err != nil {
+			return fmt.Errorf("dropping old %s: %w", t, err)
+		}
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+t+`_new RENAME TO `+t); err != nil {
+			return fmt.Errorf("renaming %s_new: %w", t, err)
+		}
+	}
+	for _, ix := range indexes {
+		if _, err := tx.Exec(ctx, `ALTER INDEX `+ix+`_new RENAME TO `+ix); err != nil {
+			return fmt.Errorf("renaming index %s_new: %w", ix, err)
+		}
+	}
+	last := max(cp, rebuilt)
+	if err := saveCheckpoint(ctx, tx, name, last); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("committing %s swap: %w", name, err)
+	}
+	db.notify(name, last)
+	return nil
+}
+
+func execAll(ctx context.Context, db *pgxpool.Pool, stmts []string) error {
+	for _, s := range stmts {
+		if _, err := db.Exec(ctx, s); err != nil {
+			return fmt.Errorf("executing %q: %w", s, err)
+		}
+	}
+	return nil
+}
