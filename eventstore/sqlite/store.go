@@ -83,7 +83,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		"foreign_keys(1)",
 		"synchronous(FULL)",
 	}
-	write, err := sql.Open("sqlite", dsn(path, append(pragmas, "journal_mode(WAL)"), "_txlock=immediate"))
+	write, err := sql.Open("sqlite", dsn(path, append(pragmas, "journal_mode(WAL)", "cache_size(-65536)"), "_txlock=immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("opening event store %s: %w", path, err)
 	}
