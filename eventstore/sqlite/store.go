@@ -50,6 +50,10 @@ type Store struct {
 	writeMu sync.Mutex
 	stmts   writeStmts
 
+	// beforeCommit, if set (tests only, see export_test.go), runs inside
+	// every append transaction just before it commits.
+	beforeCommit func(ctx context.Context) error
+
 	closed atomic.Bool
 	subsMu sync.Mutex
 	subs   map[chan struct{}]struct{} // one wake channel per Subscribe
@@ -367,6 +371,11 @@ func (s *Store) appendTx(ctx context.Context, reqs []eventstore.AppendRequest) (
 			res.LastPosition = pos
 		}
 		results = append(results, res)
+	}
+	if s.beforeCommit != nil {
+		if err := s.beforeCommit(ctx); err != nil {
+			return nil, false, fmt.Errorf("before committing append: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("committing append: %w", err)
