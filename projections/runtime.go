@@ -1,0 +1,323 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/partnerhub/customers/domain"
+	"github.com/partnerhub/customers/eventstore"
+	"github.com/partnerhub/customers/eventstore/relay"
+)
+
+// Config configures one projector's JetStream consumer.
+type Config struct {
+	Stream        string        // "CUSTOMER_EVENTS"
+	Durable       string        // durable consumer name, one per projector
+	FilterSubject string        // "customers.>"
+	BatchSize     int           // events fetched and applied per transaction, 1..10000
+	MaxWait       time.Duration // how long a fetch waits to fill a batch (default 200 ms)
+	AckWait       time.Duration // redelivery after this long without ack (default 30 s)
+	PoisonSubject string        // where undecodable batches go (core NATS)
+	Logger        *slog.Logger  // nil discards
+}
+
+// Validate reports every problem of the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Stream == "" || strings.ContainsAny(c.Stream, ".*> ") {
+		errs = append(errs, fmt.Errorf("stream %q: must be a non-empty name without '.', '*', '>' or spaces", c.Stream))
+	}
+	if c.Durable == "" || strings.ContainsAny(c.Durable, ".*> ") {
+		errs = append(errs, fmt.Errorf("durable %q: must be a non-empty name without '.', '*', '>' or spaces", c.Durable))
+	}
+	if c.FilterSubject == "" || strings.Contains(c.FilterSubject, " ") {
+		errs = append(errs, fmt.Errorf("filter subject %q: must be a non-empty subject", c.FilterSubject))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("batch size %d: must be between 1 and 10000", c.BatchSize))
+	}
+	if c.MaxWait < 0 || c.AckWait < 0 {
+		errs = append(errs, errors.New("max wait and ack wait must not be negative"))
+	}
+	if c.PoisonSubject == "" || strings.ContainsAny(c.PoisonSubject, "*> ") {
+		errs = append(errs, fmt.Errorf("poison subject %q: must be a literal subject", c.PoisonSubject))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid projector config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// ErrUndecodable marks a batch holding an envelope or event data that can
+// never be decoded: it goes to the poison subject instead of being retried.
+var ErrUndecodable = errors.New("undecodable event")
+
+// EventFromEnvelope turns a published envelope back into the stored event
+// the projections apply (hash fields are not carried and stay empty).
+func EventFromEnvelope(env relay.Envelope) (eventstore.Event, error) {
+	id, err := uuid.Parse(env.ID)
+	if err != nil {
+		return eventstore.Event{}, fmt.Errorf("envelope id %q: %w", env.ID, err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, env.Time)
+	if err != nil {
+		return eventstore.Event{}, fmt.Errorf("envelope time %q: %w", env.Time, err)
+	}
+	if env.Position < 1 || env.Type == "" || env.PartnerID == "" {
+		return eventstore.Event{}, fmt.Errorf("envelope %s lacks position, type or partner id", env.ID)
+	}
+	email := env.Actor
+	if email == env.ActorID {
+		email = "" // the relay puts the id in actor when there is no email
+	}
+	return eventstore.Event{
+		ID: id, StreamID: env.StreamID, StreamVersion: env.StreamVersion, Position: env.Position,
+		Type: env.Type, Subject: env.Subject, Data: env.Data, RecordedAt: at.UTC(),
+		Metadata: eventstore.Metadata{PartnerID: env.PartnerID, ActorID: env.ActorID, ActorEmail: email,
+			CorrelationID: env.CorrelationID, CausationID: env.CausationID},
+	}, nil
+}
+
+// Run feeds p from JetStream until ctx ends. It creates (or updates) the
+// durable pull consumer and runs a watermill router whose one handler
+// applies each fetched batch in one transaction; the batch is acked only
+// after that commits, so a crash means redelivery, which the checkpoint
+// turns into a no-op.
+//
+// Why our own watermill Subscriber rather than watermill-nats: its
+// JetStream support is marked beta and acks per message, while we need
+// fetch-a-batch / ack-after-commit semantics; nats.go's jetstream pull API
+// gives exactly that in ~60 lines.
+func Run(ctx context.Context, nc *nats.Conn, cfg Config, p Projector, reg *domain.Registry) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 200 * time.Millisecond
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("opening JetStream: %w", err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+		Durable: cfg.Durable, FilterSubject: cfg.FilterSubject, AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: cfg.AckWait, MaxAckPending: 2 * cfg.BatchSize,
+	})
+	if err != nil {
+		return fmt.Errorf("creating consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}
+	logger := watermill.NewSlogLogger(cfg.Logger)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
+	if err != nil {
+		return fmt.Errorf("creating router: %w", err)
+	}
+	poison, err := middleware.PoisonQueueWithFilter(natsPublisher{nc}, cfg.PoisonSubject, func(err error) bool {
+		return errors.Is(err, ErrUndecodable)
+	})
+	if err != nil {
+		return fmt.Errorf("creating poison queue: %w", err)
+	}
+	// Outermost first: a poison batch is not retried; panics become errors
+	// that Retry sees.
+	router.AddMiddleware(
+		middleware.CorrelationID,
+		poison,
+		middleware.Retry{
+			MaxRetries: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: 5 * time.Second, Multiplier: 2,
+			ShouldRetry: func(rp middleware.RetryParams) bool { return !errors.Is(rp.Err, ErrUndecodable) },
+			Logger:      logger,
+		}.Middleware,
+		middleware.Recoverer,
+	)
+	sub := &batchSubscriber{cons: cons, batch: cfg.BatchSize, maxWait: cfg.MaxWait, log: cfg.Logger}
+	router.AddNoPublisherHandler(cfg.Durable, cfg.FilterSubject, sub, func(msg *message.Message) error {
+		return handleBatch(msg.Context(), p, reg, msg.Payload)
+	})
+	if err := router.Run(ctx); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("running projector %s: %w", p.Name(), err)
+	}
+	return nil
+}
+
+// handleBatch decodes a batch, applies the decodable events, and reports the
+// rest as ErrUndecodable so the batch lands on the poison subject.
+func handleBatch(ctx context.Context, p Projector, reg *domain.Registry, payload []byte) error {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(payload, &raws); err != nil {
+		return fmt.Errorf("%w: batch payload: %v", ErrUndecodable, err)
+	}
+	events := make([]eventstore.Event, 0, len(raws))
+	var bad []string
+	for i, raw := range raws {
+		var env relay.Envelope
+		err := json.Unmarshal(raw, &env)
+		var ev eventstore.Event
+		if err == nil {
+			ev, err = EventFromEnvelope(env)
+		}
+		if err == nil {
+			_, err = Decode(reg, ev)
+		}
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("message %d: %v", i, err))
+			continue
+		}
+		events = append(events, ev)
+	}
+	if err := p.ApplyBatch(ctx, events); err != nil {
+		return fmt.Errorf("applying batch to %s: %w", p.Name(), err)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s", ErrUndecodable, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// batchSubscriber is a watermill Subscriber over a JetStream pull consumer:
+// each watermill message is one fetched batch (a JSON array of envelopes),
+// and the JetStream messages are acked only when the handler acks it.
+type batchSubscriber struct {
+	cons    jetstream.Consumer
+	batch   int
+	maxWait time.Duration
+	log     *slog.Logger
+	wg      sync.WaitGroup
+	closed  chan struct{}
+	once    sync.Once
+}
+
+func (s *batchSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
+	s.once.Do(func() { s.closed = make(chan struct{}) })
+	out := make(chan *message.Message)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		for ctx.Err() == nil {
+			select {
+			case <-s.closed:
+				return
+			default:
+			}
+			if err := s.one(ctx, out); err != nil && ctx.Err() == nil {
+				s.log.Warn("fetching projector batch", "err", err)
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+				case <-s.closed:
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (s *batchSubscriber) one(ctx context.Context, out chan<- *message.Message) error {
+	fetched, err := s.cons.Fetch(s.batch, jetstream.FetchMaxWait(s.maxWait))
+	if err != nil {
+		return fmt.Errorf("fetching: %w", err)
+	}
+	var msgs []jetstream.Msg
+	var raws []json.RawMessage
+	for m := range fetched.Messages() {
+		msgs = append(msgs, m)
+		if json.Valid(m.Data()) {
+			raws = append(raws, m.Data())
+		} else {
+			b, _ := json.Marshal(string(m.Data())) // keep it, as a string, for the poison queue
+			raws = append(raws, b)
+		}
+	}
+	if err := fetched.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
+		return fmt.Errorf("fetching: %w", err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	payload, _ := json.Marshal(raws)
+	msg := message.NewMessage(watermill.NewUUID(), payload)
+	if h := msgs[0].Headers(); h != nil {
+		middleware.SetCorrelationID(h.Get("Nats-Msg-Id"), msg)
+	}
+	for {
+		m := msg.Copy()
+		m.SetContext(ctx)
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return nil
+		case <-s.closed:
+			return nil
+		}
+		select {
+		case <-m.Acked():
+			for _, jm := range msgs {
+				if err := jm.Ack(); err != nil {
+					return fmt.Errorf("acking: %w", err) // redelivered later, a no-op then
+				}
+			}
+			return nil
+		case <-m.Nacked():
+			// Redeliver the same batch after a pause, keeping order.
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		case <-s.closed:
+			return nil
+		}
+	}
+}
+
+func (s *batchSubscriber) Close() error {
+	s.once.Do(func() { s.closed = make(chan struct{}) })
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// natsPublisher publishes watermill messages on core NATS subjects (the
+// poison queue), with metadata as headers.
+type natsPublisher struct{ nc *nats.Conn }
+
+func (p natsPublisher) Publish(topic string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		nm := nats.NewMsg(topic)
+		nm.Data = m.Payload
+		for k, v := range m.Metadata {
+			nm.Header.Set(k, v)
+		}
+		if err := p.nc.PublishMsg(nm); err != nil {
+			return fmt.Errorf("publishing to %s: %w", topic, err)
+		}
+	}
+	return p.nc.Flush()
+}
+
+func (natsPublisher) Close() error { return nil }

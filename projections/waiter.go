@@ -1,0 +1,87 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/partnerhub/customers/domain"
+)
+
+// Waiter lets queries wait for minPosition: Wait blocks until a projector's
+// checkpoint reaches a position. Projectors call Committed after each
+// commit (an in-process broadcast); a poll of Checkpoint at PollEvery is the
+// fallback for commits made by another process on the same database.
+type Waiter struct {
+	mu        sync.Mutex
+	pos       map[string]int64
+	changed   chan struct{} // closed and replaced on every Committed
+	load      func(ctx context.Context, name string) (int64, error)
+	pollEvery time.Duration
+}
+
+// NewWaiter takes the projectors whose checkpoints it may poll.
+func NewWaiter(pollEvery time.Duration, projectors ...Projector) *Waiter {
+	byName := map[string]Projector{}
+	for _, p := range projectors {
+		byName[p.Name()] = p
+	}
+	if pollEvery <= 0 {
+		pollEvery = 250 * time.Millisecond
+	}
+	return &Waiter{
+		pos: map[string]int64{}, changed: make(chan struct{}), pollEvery: pollEvery,
+		load: func(ctx context.Context, name string) (int64, error) {
+			p, ok := byName[name]
+			if !ok {
+				return 0, nil
+			}
+			return p.Checkpoint(ctx)
+		},
+	}
+}
+
+// Committed records a projector's new checkpoint and wakes the waiters.
+func (w *Waiter) Committed(name string, position int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if position > w.pos[name] {
+		w.pos[name] = position
+	}
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// Wait returns nil once projector name has applied position, or a
+// domain.CodeUnavailable error after timeout (the API answers 503).
+func (w *Waiter) Wait(ctx context.Context, name string, position int64, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(w.pollEvery)
+	defer tick.Stop()
+	poll := true
+	for {
+		w.mu.Lock()
+		reached, changed := w.pos[name] >= position, w.changed
+		w.mu.Unlock()
+		if reached {
+			return nil
+		}
+		if poll {
+			cp, err := w.load(ctx, name)
+			if err == nil && cp >= position {
+				w.Committed(name, cp)
+				return nil
+			}
+		}
+		select {
+		case <-changed:
+			poll = false
+		case <-tick.C:
+			poll = true
+		case <-ctx.Done():
+			return &domain.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("the %s read model has not reached position %d yet", name, position)}
+		}
+	}
+}
