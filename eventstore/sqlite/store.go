@@ -44,11 +44,13 @@ type Store struct {
 	write *sql.DB // exactly one connection: the single write path
 	read  *sql.DB // read-only connections
 
-	// writeMu serializes Append and SaveCheckpoint in this process. The
-	// one-connection pool would serialize them too; the mutex makes the
-	// critical section explicit and covers the notify after commit.
-	writeMu sync.Mutex
-	stmts   writeStmts
+	// writeSem (capacity 1) serializes Append and SaveCheckpoint in this
+	// process. The one-connection pool would serialize them too; the
+	// semaphore makes the critical section explicit, covers the wake-up
+	// after commit, and, unlike a mutex, lets a waiter give up when its
+	// context ends.
+	writeSem chan struct{}
+	stmts    writeStmts
 
 	// beforeCommit, if set (tests only, see export_test.go), runs inside
 	// every append transaction just before it commits.
@@ -109,7 +111,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	read.SetMaxOpenConns(readConns)
 	read.SetMaxIdleConns(readConns)
 
-	s := &Store{write: write, read: read, subs: make(map[chan struct{}]struct{})}
+	s := &Store{write: write, read: read, writeSem: make(chan struct{}, 1), subs: make(map[chan struct{}]struct{})}
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -184,6 +186,17 @@ func (s *Store) fail(err error) error {
 	return err
 }
 
+func (s *Store) lockWrite(ctx context.Context) error {
+	select {
+	case s.writeSem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the event store's write path: %w", ctx.Err())
+	}
+}
+
+func (s *Store) unlockWrite() { <-s.writeSem }
+
 // wakeAll tells every subscriber in this process that something was
 // committed. Sends never block: a full buffer already holds a pending wake.
 func (s *Store) wakeAll() {
@@ -233,8 +246,10 @@ func (s *Store) Append(ctx context.Context, reqs ...eventstore.AppendRequest) ([
 	if err := validate(reqs); err != nil {
 		return nil, err
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	if err := s.lockWrite(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unlockWrite()
 	res, wrote, err := s.appendTx(ctx, reqs)
 	if err != nil {
 		return nil, s.fail(err)
@@ -552,8 +567,10 @@ func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64)
 	if s.closed.Load() {
 		return eventstore.ErrClosed
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	if err := s.lockWrite(ctx); err != nil {
+		return err
+	}
+	defer s.unlockWrite()
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO checkpoints (name, position) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET position = excluded.position`, name, position); err != nil {
 		return s.fail(fmt.Errorf("saving checkpoint %q: %w", name, err))

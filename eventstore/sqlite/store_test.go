@@ -380,3 +380,83 @@ func TestSubscribeFollowsInProcessAppends(t *testing.T) {
 		}
 	}
 }
+
+// TestPragmasAndMigrations checks the settings the durability and
+// multi-process story rests on, and that a second Open does not re-apply
+// migrations.
+func TestPragmasAndMigrations(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	openStore(t, path)
+	s := openStore(t, path)
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"synchronous":  "2", // FULL
+		"foreign_keys": "1",
+		"busy_timeout": "30000",
+	} {
+		var got string
+		if err := s.DB().QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", pragma, err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+	var n, v int
+	if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != v || n < 1 {
+		t.Errorf("schema_migrations holds %d rows up to version %d after two opens, want one row per version", n, v)
+	}
+	// Foreign keys are enforced: a claim cannot name a stream that does not exist.
+	_, err := s.DB().ExecContext(ctx, `INSERT INTO claims (claim, stream_id) VALUES ('k', 'no-such-stream')`)
+	if err == nil {
+		t.Error("inserting a claim for a missing stream succeeded; foreign keys are not enforced")
+	}
+}
+
+// TestWaitsForOtherWriter holds the write lock from a second handle (another
+// process, as far as SQLite is concerned) and checks that Append waits for
+// it instead of failing with SQLITE_BUSY.
+func TestWaitsForOtherWriter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "events.db")
+	server := openStore(t, path)
+	cli := openStore(t, path)
+
+	tx, err := cli.DB().BeginTx(ctx, nil) // BEGIN IMMEDIATE: holds the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, position) VALUES ('cli', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.Append(ctx, eventstore.AppendRequest{StreamID: "a", ExpectedVersion: eventstore.NoStream, Events: []eventstore.NewEvent{ev("x", "p", "{}")}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Append returned (%v) while another handle held the write lock", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Append after the other writer committed: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Append still waiting after the other writer committed")
+	}
+	if p, err := server.LoadCheckpoint(ctx, "cli"); err != nil || p != 1 {
+		t.Fatalf("the other handle's checkpoint = %d, %v; want 1", p, err)
+	}
+}
