@@ -35,7 +35,7 @@ func activityList(ctx context.Context, c *cli, args []string) error {
 	user := fs.String("user", "", "only this partner user")
 	limit := fs.Int("limit", 0, "page size")
 	cursor := fs.String("cursor", "", "cursor from a previous page")
-	if _, err := parse(fs, args, 0, 0); err != nil {
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	q, err := timeRange(*from, *to)

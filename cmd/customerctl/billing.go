@@ -31,7 +31,7 @@ func billingUpdate(ctx context.Context, c *cli, args []string) error {
 	} {
 		fields[f.name] = fs.String(f.name, "", f.usage)
 	}
-	pos, err := parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}

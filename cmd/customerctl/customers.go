@@ -44,7 +44,7 @@ func customersCreate(ctx context.Context, c *cli, args []string) error {
 	id := fs.String("id", "", "Microsoft customer id (UUID); generated when omitted")
 	var tags stringList
 	fs.Var(&tags, "tag", "tag to assign (repeatable)")
-	if _, err := parse(fs, args, 0, 0); err != nil {
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	if err := required([2]string{"company-name", *name}, [2]string{"domain", *dom}, [2]string{"relationship", *rel}); err != nil {
@@ -83,7 +83,7 @@ func customersList(ctx context.Context, c *cli, args []string) error {
 	sortBy := fs.String("sort", "", "companyName (default), -companyName, domain or -domain")
 	limit := fs.Int("limit", 0, "page size, 1 to 500 (server default 50)")
 	cursor := fs.String("cursor", "", "cursor from a previous page")
-	if _, err := parse(fs, args, 0, 0); err != nil {
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	cl, err := c.client(o)
@@ -136,7 +136,7 @@ func customersList(ctx context.Context, c *cli, args []string) error {
 func customersGet(ctx context.Context, c *cli, args []string) error {
 	fs := c.newFlags("customers get ID")
 	o := c.apiFlags(fs)
-	pos, err := parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func customersAddRelationship(ctx context.Context, c *cli, args []string) error 
 	fs := c.newFlags("customers add-relationship ID --relationship direct-bill|indirect-reseller")
 	o := c.apiFlags(fs)
 	rel := fs.String("relationship", "", "direct-bill or indirect-reseller (required)")
-	pos, err := parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ func customersExport(ctx context.Context, c *cli, args []string) error {
 	fs := c.newFlags("customers export [-o Customers.csv]")
 	o := c.apiFlags(fs)
 	out := fs.String("o", "Customers.csv", "output file, - for stdout")
-	if _, err := parse(fs, args, 0, 0); err != nil {
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	cl, err := c.client(o)
@@ -74,7 +74,7 @@ func activityExport(ctx context.Context, c *cli, args []string) error {
 	from := fs.String("from", "", "start, RFC 3339 or YYYY-MM-DD (server default: 30 days ago)")
 	to := fs.String("to", "", "end, RFC 3339 or YYYY-MM-DD (server default: now)")
 	out := fs.String("o", "activity.csv", "output file, - for stdout")
-	if _, err := parse(fs, args, 0, 0); err != nil {
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	q, err := timeRange(*from, *to)

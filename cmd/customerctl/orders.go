@@ -53,7 +53,7 @@ func ordersCreate(ctx context.Context, c *cli, args []string) error {
 	cycle := fs.String("billing-cycle", "", "billing cycle (required)")
 	var items stringList
 	fs.Var(&items, "item", "line item offerId:quantity[:term] (repeatable, at least one)")
-	pos, err := parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func ordersCreate(ctx context.Context, c *cli, args []string) error {
 func ordersList(ctx context.Context, c *cli, args []string) error {
 	fs := c.newFlags("orders list CUSTOMER_ID")
 	o := c.apiFlags(fs)
-	pos, err := parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func ordersCancel(ctx context.Context, c *cli, args []string) error {
 func orderMove(ctx context.Context, c *cli, args []string, verb string) error {
 	fs := c.newFlags("orders " + verb + " CUSTOMER_ID ORDER_ID")
 	o := c.apiFlags(fs)
-	pos, err := parse(fs, args, 2, 2)
+	pos, err := c.parse(fs, args, 2, 2)
 	if err != nil {
 		return err
 	}

@@ -172,11 +172,11 @@ func oneLine(s string) string {
 func (c *cli) newFlags(usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(usage, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	// flag calls Usage on every parse error too; it writes to the output,
+	// which is io.Discard except when parse answers -h.
 	fs.Usage = func() {
-		fmt.Fprintf(c.stdout, "usage: customerctl %s\n", usage)
-		fs.SetOutput(c.stdout)
+		fmt.Fprintf(fs.Output(), "usage: customerctl %s\n", usage)
 		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
 	}
 	return fs
 }
@@ -184,12 +184,14 @@ func (c *cli) newFlags(usage string) *flag.FlagSet {
 // parse parses flags that may come before, between or after positional
 // arguments (`customers get ID --json`), which flag.Parse alone does not
 // allow, and checks the number of positional arguments.
-func parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error) {
+func (c *cli) parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(c.stdout)
 				fs.Usage()
+				fs.SetOutput(io.Discard)
 				return nil, errHelp
 			}
 			return nil, &usageError{msg: err.Error()}

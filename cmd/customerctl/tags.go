@@ -17,7 +17,7 @@ type tagRow struct {
 func tagsList(ctx context.Context, c *cli, args []string) error {
 	fs := c.newFlags("tags list")
 	o := c.apiFlags(fs)
-	if _, err := parse(fs, args, 0, 0); err != nil {
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	cl, err := c.client(o)
@@ -45,7 +45,7 @@ func tagsList(ctx context.Context, c *cli, args []string) error {
 func tagsCreate(ctx context.Context, c *cli, args []string) error {
 	fs := c.newFlags("tags create NAME")
 	o := c.apiFlags(fs)
-	pos, err := parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func tagsCreate(ctx context.Context, c *cli, args []string) error {
 func tagsRename(ctx context.Context, c *cli, args []string) error {
 	fs := c.newFlags("tags rename OLD NEW")
 	o := c.apiFlags(fs)
-	pos, err := parse(fs, args, 2, 2)
+	pos, err := c.parse(fs, args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func tagsRename(ctx context.Context, c *cli, args []string) error {
 func tagsDelete(ctx context.Context, c *cli, args []string) error {
 	fs := c.newFlags("tags delete NAME")
 	o := c.apiFlags(fs)
-	pos, err := parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func tagsAssign(ctx context.Context, c *cli, args []string) error {
 	var add, remove stringList
 	fs.Var(&add, "add", "tag to assign (repeatable)")
 	fs.Var(&remove, "remove", "tag to unassign (repeatable)")
-	pos, err := parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}

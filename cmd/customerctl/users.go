@@ -12,7 +12,7 @@ func usersCreate(ctx context.Context, c *cli, args []string) error {
 	o := c.apiFlags(fs)
 	email := fs.String("email", "", "the user's e-mail (required)")
 	role := fs.String("role", "", "admin-agent or sales-agent (required)")
-	if _, err := parse(fs, args, 0, 0); err != nil {
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	if err := required([2]string{"email", *email}, [2]string{"role", *role}); err != nil {
