@@ -1,0 +1,79 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/partnerhub/customers/domain"
+)
+
+// customerDecision is what a command on one customer decided.
+type customerDecision struct {
+	customer []domain.Event
+	catalog  []domain.Event
+	claims   []claim
+}
+
+type claim struct{ key, field, message string }
+
+// customerOutcome is the customer after a command, for the answer.
+type customerOutcome struct {
+	customer domain.Customer
+	catalog  domain.TagCatalog
+	version  int64
+	position int64
+}
+
+func (o customerOutcome) result() CustomerResult {
+	return CustomerResult{Customer: o.customer.View(o.catalog), Version: o.version, Position: o.position}
+}
+
+// onCustomer is the plumbing of every command on one customer: load the
+// customer and the tag catalog (new tags and the answer's tag names need
+// it), decide, append both streams atomically, retry on conflict.
+// expectedVersion > 0 demands exactly that customer version (If-Match).
+func (c *core) onCustomer(ctx context.Context, meta Meta, customerID string, expectedVersion int64,
+	decide func(domain.Customer, domain.TagCatalog) (customerDecision, error)) (customerOutcome, error) {
+	if err := requirePartner(meta); err != nil {
+		return customerOutcome{}, err
+	}
+	var out customerOutcome
+	var cs *stream
+	u, err := c.run(ctx, meta, func(ctx context.Context, u *unit) error {
+		cust, s, err := u.customer(ctx, meta.PartnerID, customerID)
+		if err != nil {
+			return err
+		}
+		cat, ts, err := u.catalog(ctx, meta.PartnerID)
+		if err != nil {
+			return err
+		}
+		if expectedVersion > 0 {
+			u.exact = true
+			if cust.Exists && s.version != expectedVersion {
+				return domain.Errorf(domain.CodePrecondition, "the customer is at version %d, not %d", s.version, expectedVersion)
+			}
+		}
+		d, err := decide(cust, cat)
+		if err != nil {
+			return err
+		}
+		s.emit(d.customer...)
+		ts.emit(d.catalog...)
+		for _, cl := range d.claims {
+			s.claim(cl.key, cl.field, cl.message)
+		}
+		for _, e := range d.customer {
+			cust = domain.EvolveCustomer(cust, e)
+		}
+		for _, e := range d.catalog {
+			cat = domain.EvolveTagCatalog(cat, e)
+		}
+		out.customer, out.catalog, cs = cust, cat, s
+		return nil
+	})
+	if err != nil {
+		return customerOutcome{}, err
+	}
+	out.version, out.position = cs.Version(), u.position()
+	return out, nil
+}

@@ -1,0 +1,222 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/uuid"
+	"github.com/partnerhub/customers/domain"
+	"github.com/partnerhub/customers/eventstore"
+)
+
+type core struct {
+	store       eventstore.Store
+	reg         *domain.Registry
+	newID       func() uuid.UUID
+	random      io.Reader
+	maxAttempts int
+}
+
+// stream is one loaded stream of a unit and the events decided for it.
+type stream struct {
+	id        string
+	subject   string // event subject: the customer id, or ""
+	version   int64  // as loaded; the expected version of the append
+	lastPos   int64  // position of the last loaded event
+	pending   []domain.Event
+	claims    []string
+	result    eventstore.AppendResult
+	appended  bool
+	claimText map[string]domain.FieldError // claim -> what a clash means
+}
+
+func (s *stream) emit(evs ...domain.Event) { s.pending = append(s.pending, evs...) }
+
+// claim takes a unique key with the append; msg explains a clash to the user.
+func (s *stream) claim(key, field, msg string) {
+	s.claims = append(s.claims, key)
+	if s.claimText == nil {
+		s.claimText = map[string]domain.FieldError{}
+	}
+	s.claimText[key] = domain.FieldError{Field: field, Message: msg}
+}
+
+// Version is the stream's version after the unit committed.
+func (s *stream) Version() int64 {
+	if s.appended {
+		return s.result.Version
+	}
+	return s.version
+}
+
+// unit is one attempt of one command: the streams it read and what it
+// decided. A fresh unit is built for every attempt.
+type unit struct {
+	c       *core
+	streams []*stream
+	// exact: a conflict means the caller's expected version (If-Match) is
+	// stale, so it is reported at once as a failed precondition.
+	exact bool
+}
+
+// load reads and decodes a stream; fold receives each event.
+func (u *unit) load(ctx context.Context, streamID, subject string, fold func(domain.Event)) (*stream, error) {
+	for _, s := range u.streams {
+		if s.id == streamID {
+			return nil, fmt.Errorf("loading stream %s: loaded twice in one command", streamID)
+		}
+	}
+	evs, err := u.c.store.Load(ctx, streamID, 1)
+	if err != nil {
+		return nil, fmt.Errorf("loading stream %s: %w", streamID, err)
+	}
+	s := &stream{id: streamID, subject: subject}
+	for _, e := range evs {
+		de, err := u.c.reg.Unmarshal(e.Type, e.Data)
+		if err != nil {
+			return nil, fmt.Errorf("loading stream %s at version %d: %w", streamID, e.StreamVersion, err)
+		}
+		fold(de)
+		s.version, s.lastPos = e.StreamVersion, e.Position
+	}
+	u.streams = append(u.streams, s)
+	return s, nil
+}
+
+func (u *unit) customer(ctx context.Context, partnerID, customerID string) (domain.Customer, *stream, error) {
+	var c domain.Customer
+	s, err := u.load(ctx, domain.CustomerStream(partnerID, customerID), customerID, func(e domain.Event) { c = domain.EvolveCustomer(c, e) })
+	if c.ID == "" {
+		c.ID = customerID // so that "not found" errors can name it
+	}
+	return c, s, err
+}
+
+func (u *unit) catalog(ctx context.Context, partnerID string) (domain.TagCatalog, *stream, error) {
+	var t domain.TagCatalog
+	s, err := u.load(ctx, domain.TagCatalogStream(partnerID), "", func(e domain.Event) { t = domain.EvolveTagCatalog(t, e) })
+	return t, s, err
+}
+
+// position is where a reader has to be to see this unit's outcome: the last
+// appended event, or for a command that changed nothing, the last event read.
+func (u *unit) position() int64 {
+	var p int64
+	for _, s := range u.streams {
+		if s.appended {
+			p = max(p, s.result.LastPosition)
+		} else {
+			p = max(p, s.lastPos)
+		}
+	}
+	return p
+}
+
+// commit appends every stream's pending events in one atomic Append.
+func (u *unit) commit(ctx context.Context, meta Meta) error {
+	var reqs []eventstore.AppendRequest
+	var targets []*stream
+	for _, s := range u.streams {
+		if len(s.pending) == 0 {
+			continue
+		}
+		req := eventstore.AppendRequest{StreamID: s.id, ExpectedVersion: s.version, Claims: s.claims}
+		if s.version == 0 {
+			req.ExpectedVersion = eventstore.NoStream
+		}
+		for _, e := range s.pending {
+			typ, data, err := u.c.reg.Marshal(e)
+			if err != nil {
+				return err
+			}
+			req.Events = append(req.Events, eventstore.NewEvent{
+				ID: u.c.newID(), Type: typ, Subject: s.subject, Data: data,
+				Metadata: eventstore.Metadata{
+					PartnerID: meta.PartnerID, ActorID: meta.ActorID, ActorEmail: meta.ActorEmail,
+					CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
+				},
+			})
+		}
+		reqs = append(reqs, req)
+		targets = append(targets, s)
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	results, err := u.c.store.Append(ctx, reqs...)
+	if err != nil {
+		return err
+	}
+	for i, r := range results {
+		targets[i].result, targets[i].appended = r, true
+	}
+	return nil
+}
+
+// run tries a command until it commits, fails, or has conflicted
+// maxAttempts times. decide loads, decides and emits; it runs again from
+// scratch after a conflict, on fresh state.
+func (c *core) run(ctx context.Context, meta Meta, decide func(ctx context.Context, u *unit) error) (*unit, error) {
+	for attempt := 1; ; attempt++ {
+		u := &unit{c: c}
+		if err := decide(ctx, u); err != nil {
+			return nil, err
+		}
+		err := u.commit(ctx, meta)
+		var conflict *eventstore.ConflictError
+		var claim *eventstore.ClaimError
+		switch {
+		case err == nil:
+			return u, nil
+		case errors.As(err, &conflict) && u.exact:
+			return nil, domain.Errorf(domain.CodePrecondition, "the customer has changed since version %d was read", conflict.Expected)
+		case errors.As(err, &conflict) && attempt < c.maxAttempts:
+			continue
+		case errors.As(err, &conflict):
+			return nil, domain.Errorf(domain.CodeConflict, "concurrent changes kept conflicting after %d attempts; try again", attempt)
+		case errors.As(err, &claim):
+			return nil, u.claimError(claim.Claim)
+		default:
+			return nil, fmt.Errorf("appending events: %w", err)
+		}
+	}
+}
+
+func (u *unit) claimError(key string) error {
+	for _, s := range u.streams {
+		if f, ok := s.claimText[key]; ok {
+			e := domain.Errorf(domain.CodeConflict, "%s", f.Message)
+			e.Fields = []domain.FieldError{f}
+			return e
+		}
+	}
+	return domain.Errorf(domain.CodeConflict, "%s is already taken", key)
+}
+
+func requirePartner(meta Meta) error {
+	if meta.PartnerID == "" {
+		return errors.New("command without a partner id")
+	}
+	return nil
+}
+
+// customerKey turns a client's customer id into the canonical form used in
+// stream ids. Anything that is not a UUID cannot exist: 404.
+func customerKey(id string) (string, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", domain.Errorf(domain.CodeNotFound, "customer not found")
+	}
+	return u.String(), nil
+}
+
+// newTagIDs gives one fresh id per name, used for names that turn out new.
+func (c *core) newTagIDs(names []string) []string {
+	ids := make([]string, len(names))
+	for i := range names {
+		ids[i] = c.newID().String()
+	}
+	return ids
+}
