@@ -16,7 +16,8 @@ import (
 
 // Options configures the embedded server.
 type Options struct {
-	// Listen is host:port; port -1 picks a free port (tests).
+	// Listen is host:port; port 0 (or -1) picks a free port, as net.Listen
+	// does. (nats-server itself reads 0 as its default 4222.)
 	Listen string
 	// StoreDir is where JetStream keeps its files, e.g. <data dir>/nats.
 	StoreDir string
@@ -40,6 +41,9 @@ func Start(opts Options) (*Server, error) {
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < -1 || port > 65535 {
 		return nil, fmt.Errorf("natsembed: listen address %q: bad port", opts.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
 	}
 	if opts.StoreDir == "" {
 		return nil, fmt.Errorf("natsembed: a store directory is required")

@@ -15,11 +15,14 @@ func TestJetStreamSurvivesRestartOnSamePortAndStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	srv, err := natsembed.Start(natsembed.Options{Listen: "127.0.0.1:-1", StoreDir: dir})
+	srv, err := natsembed.Start(natsembed.Options{Listen: "127.0.0.1:0", StoreDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := srv.Addr()
+	if addr == "127.0.0.1:4222" || addr == "127.0.0.1:0" {
+		t.Fatalf("port 0 listened on %s, want a free port", addr)
+	}
 
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
