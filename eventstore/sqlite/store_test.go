@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -458,5 +459,20 @@ func TestWaitsForOtherWriter(t *testing.T) {
 	}
 	if p, err := server.LoadCheckpoint(ctx, "cli"); err != nil || p != 1 {
 		t.Fatalf("the other handle's checkpoint = %d, %v; want 1", p, err)
+	}
+}
+
+// TestOpenPaths covers paths SQLite would misread if the file: URI were not
+// escaped, and the relative default ./data/events.db.
+func TestOpenPaths(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, p := range []string{filepath.Join(dir, "a dir #1", "ev?nts%20.db"), "./data/events.db"} {
+		s := openStore(t, p)
+		mustAppend(t, s, eventstore.AppendRequest{StreamID: "a", ExpectedVersion: eventstore.AnyVersion, Events: []eventstore.NewEvent{ev("x", "p", "{}")}})
+		s.Close()
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("database file for %q: %v", p, err)
+		}
 	}
 }
