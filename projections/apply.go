@@ -284,7 +284,8 @@ func (s *CustomerListState) DeleteTag(_ context.Context, p, tagID string) error 
 type CustomerRow struct {
 	PartnerID string
 	CustomerItem
-	TagIDs []string // parallel to Tags
+	TagIDs     []string // parallel to Tags
+	CompanyKey string   // Fold(CompanyName), the sort key
 }
 
 // SearchText is the folded text that `searchBy=all` matches against (tags are
@@ -317,6 +318,9 @@ func (s *CustomerListState) Rows() []CustomerRow {
 			}})
 		}
 	}
+	for i := range out {
+		out[i].CompanyKey = Fold(out[i].CompanyName)
+	}
 	sort.Slice(out, func(i, j int) bool { return lessExport(out[i], out[j]) })
 	return out
 }
@@ -325,8 +329,8 @@ func lessExport(a, b CustomerRow) bool {
 	if a.PartnerID != b.PartnerID {
 		return a.PartnerID < b.PartnerID
 	}
-	if ka, kb := Fold(a.CompanyName), Fold(b.CompanyName); ka != kb {
-		return ka < kb
+	if a.CompanyKey != b.CompanyKey {
+		return a.CompanyKey < b.CompanyKey
 	}
 	if a.ID != b.ID {
 		return a.ID < b.ID

@@ -337,7 +337,7 @@ func (c *CustomerList) load(ctx context.Context, state *projections.CustomerList
 	rows := state.Rows()
 	var custRows, tagRows [][]any
 	for _, r := range rows {
-		custRows = append(custRows, []any{r.PartnerID, r.ID, r.Relationship, r.CompanyName, projections.Fold(r.CompanyName), r.PrimaryDomain,
+		custRows = append(custRows, []any{r.PartnerID, r.ID, r.Relationship, r.CompanyName, r.CompanyKey, r.PrimaryDomain,
 			projections.SearchText(r.CompanyName, r.PrimaryDomain, r.ID)})
 	}
 	seen := map[[2]string]bool{}
