@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/partnerhub/customers/eventstore"
 	"github.com/partnerhub/customers/eventstore/relay"
+	"github.com/partnerhub/customers/eventstore/sqlite"
 	"github.com/partnerhub/customers/internal/natsembed"
 	"github.com/partnerhub/customers/internal/testenv"
 )
@@ -163,10 +165,31 @@ func checkStream(t *testing.T, nc *nats.Conn, opts relay.Options, s eventstore.S
 	}
 }
 
+// backends are the stores the end-to-end tests run on: the in-memory fake
+// and the real embedded store.
+func backends() map[string]func(t *testing.T) store {
+	return map[string]func(t *testing.T) store{
+		"mem": func(t *testing.T) store { return newMemStore() },
+		"sqlite": func(t *testing.T) store {
+			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+	}
+}
+
 func TestPublishesEveryEventOnceInLogOrder(t *testing.T) {
+	for name, open := range backends() {
+		t.Run(name, func(t *testing.T) { testPublishesEveryEventOnceInLogOrder(t, open(t)) })
+	}
+}
+
+func testPublishesEveryEventOnceInLogOrder(t *testing.T, s store) {
 	ctx := context.Background()
 	nc, opts := sharedNATS(t)
-	s := newMemStore()
 	appendEvents(t, ctx, s, "p1", []string{"c1", "c2", "c3"}, 100)
 	r := start(t, s, nc, opts)
 	waitPosition(t, r.r, 300)
@@ -259,6 +282,12 @@ func TestRepublishAfterCrashAddsNoDuplicate(t *testing.T) {
 // The contract names on an embedded server that is stopped and started
 // again on the same port and store while events keep coming.
 func TestSurvivesNATSRestart(t *testing.T) {
+	for name, open := range backends() {
+		t.Run(name, func(t *testing.T) { testSurvivesNATSRestart(t, open(t)) })
+	}
+}
+
+func testSurvivesNATSRestart(t *testing.T, s store) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	srv, err := natsembed.Start(natsembed.Options{Listen: "127.0.0.1:-1", StoreDir: dir})
@@ -269,7 +298,6 @@ func TestSurvivesNATSRestart(t *testing.T) {
 	defer func() { srv.Shutdown() }()
 	nc := connect(t, srv.ClientURL())
 	opts := relay.Options{RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, AckTimeout: time.Second}
-	s := newMemStore()
 	r := start(t, s, nc, opts)
 	appendEvents(t, ctx, s, "p1", []string{"c1", "c2"}, 100)
 	waitPosition(t, r.r, 200)
