@@ -26,7 +26,7 @@ type store interface {
 	eventstore.Checkpoints
 }
 
-func connect(t *testing.T, url string) *nats.Conn {
+func connect(t testing.TB, url string) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -38,7 +38,7 @@ func connect(t *testing.T, url string) *nats.Conn {
 
 // sharedNATS gives the test a unique stream and subject root on the shared
 // server, deleted when the test ends.
-func sharedNATS(t *testing.T) (*nats.Conn, relay.Options) {
+func sharedNATS(t testing.TB) (*nats.Conn, relay.Options) {
 	t.Helper()
 	nc := connect(t, testenv.NATSURL())
 	opts := relay.Options{
@@ -60,20 +60,23 @@ func appendEvents(t *testing.T, ctx context.Context, s eventstore.Store, partner
 	t.Helper()
 	for i := range n {
 		for _, c := range customers {
-			data := fmt.Sprintf(`{"customerId":%q,"n":%d}`, c, i)
-			_, err := s.Append(ctx, eventstore.AppendRequest{
-				StreamID:        "customer-" + partner + "-" + c,
-				ExpectedVersion: eventstore.AnyVersion,
-				Events: []eventstore.NewEvent{{
-					ID: uuid.New(), Type: "order.created", Subject: c, Data: []byte(data),
-					Metadata: eventstore.Metadata{PartnerID: partner, ActorID: "u1", ActorEmail: "a@example.com",
-						CorrelationID: "corr", CausationID: "cause"},
-				}},
-			})
-			if err != nil {
+			if _, err := s.Append(ctx, appendRequest(partner, c, i)); err != nil {
 				t.Fatalf("appending: %v", err)
 			}
 		}
+	}
+}
+
+func appendRequest(partner, customer string, n int) eventstore.AppendRequest {
+	return eventstore.AppendRequest{
+		StreamID:        "customer-" + partner + "-" + customer,
+		ExpectedVersion: eventstore.AnyVersion,
+		Events: []eventstore.NewEvent{{
+			ID: uuid.New(), Type: "order.created", Subject: customer,
+			Data: []byte(fmt.Sprintf(`{"customerId":%q,"n":%d}`, customer, n)),
+			Metadata: eventstore.Metadata{PartnerID: partner, ActorID: "u1", ActorEmail: "a@example.com",
+				CorrelationID: "corr", CausationID: "cause"},
+		}},
 	}
 }
 
