@@ -434,9 +434,9 @@ func newFixture(t testing.TB, env *sharedEnv) *fixture {
 	srv, err := New(Config{
 		Commands: b, Customers: b, CustomerList: b, Activity: b, Events: b,
 		Users: env.dir, Idempotency: env.idem, ListWaiter: b, ActivityWaiter: b,
-		Ready:    func(context.Context) error { return nil },
-		Registry: prometheus.NewRegistry(),
-		Logger:   slog.New(slog.NewJSONHandler(logs, nil)),
+		Ready:       func(context.Context) error { return nil },
+		Registry:    prometheus.NewRegistry(),
+		Logger:      slog.New(slog.NewJSONHandler(logs, nil)),
 		WaitTimeout: 200 * time.Millisecond,
 	})
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 func TestRoles(t *testing.T) {
 	env := newSharedEnv(t)
 	type row struct {
-		method, path, body string
-		headers            []string
+		method, path, body  string
+		headers             []string
 		admin, sales, other int // other: partner B's admin
 	}
 	const (
