@@ -18,9 +18,9 @@ import (
 
 // adapters are the real stores the suite runs against. Every test runs on
 // each of them.
-func adapters() map[string]func(t *testing.T) eventstore.Store {
-	return map[string]func(t *testing.T) eventstore.Store{
-		"sqlite": func(t *testing.T) eventstore.Store {
+func adapters() map[string]func(t testing.TB) eventstore.Store {
+	return map[string]func(t testing.TB) eventstore.Store{
+		"sqlite": func(t testing.TB) eventstore.Store {
 			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"))
 			if err != nil {
 				t.Fatal(err)

@@ -11,5 +11,5 @@ type CreateTag struct{ Name string }
 
 func (c *core) createTag(ctx context.Context, meta Meta, cmd CreateTag) (TagResult, error) {
 	id := c.newID().String()
-	return c.onCatalog(ctx, meta, domain.CreateTag{TagID: id, Name: cmd.Name}, func(domain.TagCatalog) string { return cmd.Name })
+	return c.onCatalog(ctx, meta, domain.CreateTag{TagID: id, Name: cmd.Name}, cmd.Name)
 }

@@ -10,5 +10,5 @@ import (
 type DeleteTag struct{ Name string }
 
 func (c *core) deleteTag(ctx context.Context, meta Meta, cmd DeleteTag) (TagResult, error) {
-	return c.onCatalog(ctx, meta, domain.DeleteTag{Name: cmd.Name}, func(domain.TagCatalog) string { return cmd.Name })
+	return c.onCatalog(ctx, meta, domain.DeleteTag{Name: cmd.Name}, cmd.Name)
 }

@@ -15,5 +15,5 @@ type RenameTag struct {
 }
 
 func (c *core) renameTag(ctx context.Context, meta Meta, cmd RenameTag) (TagResult, error) {
-	return c.onCatalog(ctx, meta, domain.RenameTag{Name: cmd.Name, NewName: cmd.NewName}, func(domain.TagCatalog) string { return cmd.Name })
+	return c.onCatalog(ctx, meta, domain.RenameTag{Name: cmd.Name, NewName: cmd.NewName}, cmd.Name)
 }

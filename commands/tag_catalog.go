@@ -14,7 +14,7 @@ type TagResult struct {
 }
 
 // onCatalog is the plumbing of the catalog commands.
-func (c *core) onCatalog(ctx context.Context, meta Meta, cmd domain.TagCommand, name func(domain.TagCatalog) string) (TagResult, error) {
+func (c *core) onCatalog(ctx context.Context, meta Meta, cmd domain.TagCommand, name string) (TagResult, error) {
 	if err := requirePartner(meta); err != nil {
 		return TagResult{}, err
 	}
@@ -24,7 +24,7 @@ func (c *core) onCatalog(ctx context.Context, meta Meta, cmd domain.TagCommand, 
 		if err != nil {
 			return err
 		}
-		before, _ := cat.Lookup(name(cat))
+		before, _ := cat.Lookup(name)
 		evs, err := domain.DecideTagCatalog(cat, cmd)
 		if err != nil {
 			return err

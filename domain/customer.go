@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,7 +153,7 @@ func DecideCustomer(c Customer, cmd CustomerCommand) ([]Event, error) {
 	switch cmd := cmd.(type) {
 	case CreateCustomer:
 		if len(cmd.Tags) > 0 {
-			return nil, Errorf(CodeInvalid, "creating a customer with tags needs the tag catalog")
+			return nil, fmt.Errorf("creating a customer with tags: use DecideCreateCustomer, which sees the tag catalog")
 		}
 		ev, _, err := DecideCreateCustomer(c, TagCatalog{}, cmd)
 		return ev, err
