@@ -24,6 +24,7 @@ type Result struct {
 	Version  int64  // the customer stream's version after the command, if customer-scoped
 	Position int64  // the event-log position of the last event appended
 	Token    string // CreateUser only: the new user's bearer token, shown once
+	Name     string // tag commands: the tag's name as the catalog spells it
 }
 
 // CreateCustomerInput is the body of POST /v1/customers.
@@ -64,14 +65,7 @@ type Commands interface {
 }
 
 // Order is one order of a customer as the API shows it.
-type Order struct {
-	ID           string            `json:"id"`
-	CustomerID   string            `json:"customerId"`
-	Status       string            `json:"status"` // pending, completed, cancelled
-	Catalog      string            `json:"catalog"`
-	BillingCycle string            `json:"billingCycle"`
-	LineItems    []domain.LineItem `json:"lineItems"`
-}
+type Order = domain.Order
 
 // Customer is one customer as GET /v1/customers/{id} shows it.
 type Customer struct {

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -325,8 +324,9 @@ func (s *Server) createTag(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v1/tags/"+url.PathEscape(in.Name))
-	return writeJSON(w, http.StatusCreated, map[string]any{"name": in.Name, "customerCount": 0, "position": res.Position})
+	name := cmpOr(res.Name, in.Name)
+	w.Header().Set("Location", "/v1/tags/"+url.PathEscape(name))
+	return writeJSON(w, http.StatusCreated, map[string]any{"name": name, "customerCount": 0, "position": res.Position})
 }
 
 func (s *Server) renameTag(w http.ResponseWriter, r *http.Request) error {
@@ -340,7 +340,7 @@ func (s *Server) renameTag(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"name": in.Name, "position": res.Position})
+	return writeJSON(w, http.StatusOK, map[string]any{"name": cmpOr(res.Name, in.Name), "position": res.Position})
 }
 
 func (s *Server) deleteTag(w http.ResponseWriter, r *http.Request) error {
@@ -348,7 +348,7 @@ func (s *Server) deleteTag(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"name": r.PathValue("name"), "position": res.Position})
+	return writeJSON(w, http.StatusOK, map[string]any{"name": cmpOr(res.Name, r.PathValue("name")), "position": res.Position})
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
@@ -573,4 +573,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	}{nonNil(items), next})
 }
 
-var _ = errors.New
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
