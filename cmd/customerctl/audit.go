@@ -84,17 +84,8 @@ func auditReplay(ctx context.Context, c *cli, args []string) error {
 func replayActivity(ctx context.Context, store eventstore.Store, partnerID string, yield func(projections.ActivityEntry) error) error {
 	reg := domain.NewRegistry()
 	names := projections.MemNames{}
-	var after int64
-	for {
-		batch, err := store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: replayBatch, PartnerID: partnerID})
-		if err != nil {
-			return fmt.Errorf("reading the log after position %d: %w", after, err)
-		}
-		if len(batch) == 0 {
-			return nil
-		}
+	return readLog(ctx, store, partnerID, replayBatch, func(batch []eventstore.Event) error {
 		for _, ev := range batch {
-			after = ev.Position
 			de, err := projections.Decode(reg, ev)
 			if err != nil {
 				return err
@@ -113,7 +104,8 @@ func replayActivity(ctx context.Context, store eventstore.Store, partnerID strin
 				return err
 			}
 		}
-	}
+		return nil
+	})
 }
 
 func auditVerify(ctx context.Context, c *cli, args []string) error {

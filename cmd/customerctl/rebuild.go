@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/partnerhub/customers/projections"
+	"github.com/partnerhub/customers/projections/pgread"
 )
 
 func projectionsRebuild(ctx context.Context, c *cli, args []string) error {
@@ -61,6 +62,16 @@ func projectionsRebuild(ctx context.Context, c *cli, args []string) error {
 }
 
 // openReadModels opens the read models next to the store customerd uses.
+// PostgreSQL read models live in the store's database (pgread); the embedded
+// ones are not wired yet.
 func (c *cli) openReadModels(ctx context.Context, o *storeOptions) ([]projections.Projector, func(), error) {
-	return nil, nil, errors.New("read models: not available yet")
+	u := firstNonEmpty(o.databaseURL, c.env("CUSTOMERD_DATABASE_URL"))
+	if u == "" {
+		return nil, nil, errors.New("rebuilding the embedded (SQLite) read models is not supported yet: set CUSTOMERD_DATABASE_URL")
+	}
+	db, err := pgread.Open(ctx, u, pgread.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the read models: %w", err)
+	}
+	return []projections.Projector{db.CustomerList(), db.ActivityLog()}, db.Close, nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/partnerhub/customers/eventstore"
+	"github.com/partnerhub/customers/eventstore/postgres"
 	"github.com/partnerhub/customers/eventstore/sqlite"
 )
 
@@ -58,5 +59,20 @@ func (c *cli) openStore(ctx context.Context, o *storeOptions, create bool) (open
 }
 
 func openPostgres(ctx context.Context, url string) (openedStore, error) {
-	return nil, errors.New("PostgreSQL store: not available yet")
+	s, err := postgres.Open(ctx, url, postgres.Options{MaxConns: 4})
+	if err != nil {
+		return nil, fmt.Errorf("opening the PostgreSQL event store: %w", err)
+	}
+	return pgStore{s}, nil
+}
+
+// pgStore adds MaxPosition (see readLog) to the PostgreSQL store.
+type pgStore struct{ *postgres.Store }
+
+func (s pgStore) MaxPosition(ctx context.Context) (int64, error) {
+	var m int64
+	if err := s.Pool().QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&m); err != nil {
+		return 0, fmt.Errorf("reading the highest position: %w", err)
+	}
+	return m, nil
 }

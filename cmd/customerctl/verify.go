@@ -44,21 +44,9 @@ type verifyResult struct {
 func verifyChains(ctx context.Context, store eventstore.Store, partnerID string, progress func(done int64)) (verifyResult, error) {
 	streams := map[string]*chainState{}
 	var res verifyResult
-	var after int64
-	for {
-		batch, err := store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: verifyBatch, PartnerID: partnerID})
-		if err != nil {
-			return res, fmt.Errorf("reading the log after position %d: %w", after, err)
-		}
-		if len(batch) == 0 {
-			break
-		}
+	err := readLog(ctx, store, partnerID, verifyBatch, func(batch []eventstore.Event) error {
 		for i := range batch {
 			e := &batch[i]
-			if e.Position <= after {
-				return res, fmt.Errorf("reading the log: position %d came after %d", e.Position, after)
-			}
-			after = e.Position
 			res.Events++
 			st := streams[e.StreamID]
 			if st == nil {
@@ -70,6 +58,10 @@ func verifyChains(ctx context.Context, store eventstore.Store, partnerID string,
 		if progress != nil {
 			progress(res.Events)
 		}
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	res.Streams = len(streams)
 	for _, st := range streams {
