@@ -751,7 +751,8 @@ func (s suite) gapSafety(t *testing.T) {
 		defer r.mu.Unlock()
 		return len(r.seen) >= len(committed)
 	}
-	for !(done(sub) && done(poll)) && ctx.Err() == nil {
+	caughtUp := time.Now().Add(10 * time.Second)
+	for !(done(sub) && done(poll)) && ctx.Err() == nil && time.Now().Before(caughtUp) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(20 * time.Millisecond) // let a stray duplicate show up
