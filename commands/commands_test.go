@@ -13,13 +13,23 @@ import (
 	"github.com/partnerhub/customers/commands"
 	"github.com/partnerhub/customers/domain"
 	"github.com/partnerhub/customers/eventstore"
+	"github.com/partnerhub/customers/eventstore/postgres"
 	"github.com/partnerhub/customers/eventstore/sqlite"
+	"github.com/partnerhub/customers/internal/testenv"
 )
 
 // adapters are the real stores the suite runs against. Every test runs on
 // each of them.
 func adapters() map[string]func(t testing.TB) eventstore.Store {
 	return map[string]func(t testing.TB) eventstore.Store{
+		"postgres": func(t testing.TB) eventstore.Store {
+			s, err := postgres.Open(context.Background(), testenv.PostgresSchema(t), postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
 		"sqlite": func(t testing.TB) eventstore.Store {
 			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"))
 			if err != nil {
