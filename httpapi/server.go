@@ -204,7 +204,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, st *reqState, rt 
 	}
 	p, ok, err := s.cfg.Users.UserByToken(r.Context(), tok)
 	if err != nil {
-		return fmt.Errorf("authenticating: %w", err)
+		// The directory could not reach the store: not the client's fault,
+		// and worth a retry.
+		s.log.ErrorContext(r.Context(), "authenticating", "err", err)
+		return &apiError{status: http.StatusServiceUnavailable, slug: "unavailable",
+			detail: "cannot check the token right now", retryAfter: 1}
 	}
 	if !ok {
 		return unauthorized("the bearer token is not valid")
