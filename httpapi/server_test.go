@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/partnerhub/customers/domain"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const newCustomer = `{"companyName":"Fabrikam","primaryDomain":"fabrikam.com","relationship":"direct-bill"}`
@@ -358,4 +360,33 @@ func TestCustomersCSV(t *testing.T) {
 	if !strings.HasPrefix(string(act.body), "\ufeffDate-Time,Affected customer,Customer ID,Action,Partner user,Old value,New value\r\n2026-01-02T03:04:05Z,'=cmd(),,create_customer,admin@a,,\r\n") {
 		t.Fatalf("activity export %q", act.body)
 	}
+}
+
+type brokenUsers struct{}
+
+func (brokenUsers) UserByToken(context.Context, string) (Principal, bool, error) {
+	return Principal{}, false, fmt.Errorf("store unreachable")
+}
+
+func TestDirectoryFailureIs503(t *testing.T) {
+	f := newFixture(t, newSharedEnv(t))
+	cfg := f.srv.cfg
+	cfg.Users = brokenUsers{}
+	cfg.Registry = nil
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "Registry") {
+		t.Fatalf("New with a missing dependency: %v", err)
+	}
+	cfg.Registry = prometheus.NewRegistry()
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	f.ts = ts
+	got := f.do(t, "GET", "/v1/customers", tokAdminA, "")
+	if got.status != 503 || got.header.Get("Retry-After") == "" {
+		t.Fatalf("broken directory: %d %v", got.status, got.header)
+	}
+	got.problem(t)
 }
