@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -109,7 +110,7 @@ func (w *customerWriter) AddRelationship(ctx context.Context, p, id, rel string)
 func (w *customerWriter) SetCompanyName(ctx context.Context, p, id, company string) error {
 	var dom string
 	err := w.tx.QueryRowContext(ctx, `SELECT primary_domain FROM rm_customers`+w.sfx+` WHERE partner_id = ? AND customer_id = ? LIMIT 1`, p, id).Scan(&dom)
-	if err == sql.ErrNoRows {
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
 	if err != nil {

@@ -59,6 +59,11 @@ type Options struct {
 // <datadir>/readmodels.db), creating its directory, and applies pending
 // migrations.
 func Open(ctx context.Context, path string, opt Options) (*DB, error) {
+	// Absolute, so the file: URI has an empty authority whatever path is.
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolving read-model path: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("creating read-model directory for %s: %w", path, err)
 	}

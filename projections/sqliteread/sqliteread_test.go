@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -338,5 +339,25 @@ func TestFailedBatchLeavesNothing(t *testing.T) {
 	applyAll(t, db, events)
 	if s := snap(t, db, "p0"); len(s.Activity) == 0 {
 		t.Errorf("the good events applied afterwards show nothing")
+	}
+}
+
+// TestOddPaths: the path goes into a file: URI, so characters that mean
+// something there must still name the file given, relative paths included.
+func TestOddPaths(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, p := range []string{"rel/readmodels.db", filepath.Join(dir, "a b#c?d=%20", "readmodels.db")} {
+		db := openDB(t, p)
+		if err := db.CustomerList().ApplyBatch(context.Background(), genLog(10, 6)); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		db.Close()
+		if cp, err := openDB(t, p).CustomerList().Checkpoint(context.Background()); err != nil || cp != 10 {
+			t.Errorf("%s reopened: checkpoint = %d, %v; want 10 (same file)", p, cp, err)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
 	}
 }
