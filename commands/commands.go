@@ -12,6 +12,7 @@ package commands
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 
 	"github.com/google/uuid"
@@ -86,21 +87,55 @@ func New(store eventstore.Store, reg *domain.Registry, opts ...Option) *Commands
 		o(c)
 	}
 	return &Commands{
-		CreateCustomer:       handlerFunc[CreateCustomer, CustomerResult](c.createCustomer),
-		AddRelationship:      handlerFunc[AddRelationship, CustomerResult](c.addRelationship),
-		UpdateBillingProfile: handlerFunc[UpdateBillingProfile, CustomerResult](c.updateBillingProfile),
-		CreateOrder:          handlerFunc[CreateOrder, OrderResult](c.createOrder),
-		CompleteOrder:        handlerFunc[CompleteOrder, OrderResult](c.completeOrder),
-		CancelOrder:          handlerFunc[CancelOrder, OrderResult](c.cancelOrder),
-		ChangeCustomerTags:   handlerFunc[ChangeCustomerTags, CustomerResult](c.changeCustomerTags),
-		BulkTagAssignment:    handlerFunc[BulkTagAssignment, BulkTagResult](c.bulkTagAssignment),
-		CreateTag:            handlerFunc[CreateTag, TagResult](c.createTag),
-		RenameTag:            handlerFunc[RenameTag, TagResult](c.renameTag),
-		DeleteTag:            handlerFunc[DeleteTag, TagResult](c.deleteTag),
-		CreateUser:           handlerFunc[CreateUser, UserResult](c.createUser),
-		CreatePartner:        handlerFunc[CreatePartner, PartnerResult](c.createPartner),
+		CreateCustomer:       observed(c, "create_customer", c.createCustomer),
+		AddRelationship:      observed(c, "add_relationship", c.addRelationship),
+		UpdateBillingProfile: observed(c, "update_billing_profile", c.updateBillingProfile),
+		CreateOrder:          observed(c, "create_order", c.createOrder),
+		CompleteOrder:        observed(c, "complete_order", c.completeOrder),
+		CancelOrder:          observed(c, "cancel_order", c.cancelOrder),
+		ChangeCustomerTags:   observed(c, "change_customer_tags", c.changeCustomerTags),
+		BulkTagAssignment:    observed(c, "bulk_tag_assignment", c.bulkTagAssignment),
+		CreateTag:            observed(c, "create_tag", c.createTag),
+		RenameTag:            observed(c, "rename_tag", c.renameTag),
+		DeleteTag:            observed(c, "delete_tag", c.deleteTag),
+		CreateUser:           observed(c, "create_user", c.createUser),
+		CreatePartner:        observed(c, "create_partner", c.createPartner),
 		core:                 c,
 	}
+}
+
+// WithOutcomes calls observe after every command with the command's name
+// (snake case, for example "create_customer") and Outcome of its error, so
+// the process can count outcomes (customerd's metrics).
+func WithOutcomes(observe func(command, outcome string)) Option {
+	return func(c *core) { c.observe = observe }
+}
+
+// Outcome classifies a command's error: "ok" for nil, the domain code
+// ("invalid", "not_found", "conflict", "precondition", ...) for an
+// application error, "canceled" when the caller went away, and "error" for
+// anything else (store or network failures).
+func Outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case domain.ErrorCode(err) != "":
+		return string(domain.ErrorCode(err))
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	}
+	return "error"
+}
+
+// observed wraps a handler so every call is reported to c.observe, if set.
+func observed[C, R any](c *core, name string, f func(context.Context, Meta, C) (R, error)) Handler[C, R] {
+	return handlerFunc[C, R](func(ctx context.Context, meta Meta, cmd C) (R, error) {
+		r, err := f(ctx, meta, cmd)
+		if c.observe != nil {
+			c.observe(name, Outcome(err))
+		}
+		return r, err
+	})
 }
 
 // CustomerResult answers a command on one customer.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/partnerhub/customers/domain"
 )
@@ -15,7 +16,16 @@ import (
 type CreateUser struct {
 	Email string
 	Role  string
+	// Token is the bearer token to give the user; empty generates a random
+	// one. A supplied token (the operator's CUSTOMERD_BOOTSTRAP_TOKEN) must
+	// have at least MinTokenLength characters and no spaces or control
+	// characters.
+	Token string
 }
+
+// MinTokenLength is the shortest caller-supplied token: 16 characters, so at
+// least 128 bits when each character carries 8.
+const MinTokenLength = 16
 
 // UserResult carries the bearer token: it is shown once and stored nowhere.
 type UserResult struct {
@@ -36,11 +46,16 @@ func (c *core) createUser(ctx context.Context, meta Meta, cmd CreateUser) (UserR
 	if err := requirePartner(meta); err != nil {
 		return UserResult{}, err
 	}
-	raw := make([]byte, 32)
-	if _, err := io.ReadFull(c.random, raw); err != nil {
-		return UserResult{}, fmt.Errorf("generating a token: %w", err)
+	token := cmd.Token
+	if token == "" {
+		raw := make([]byte, 32)
+		if _, err := io.ReadFull(c.random, raw); err != nil {
+			return UserResult{}, fmt.Errorf("generating a token: %w", err)
+		}
+		token = base64.RawURLEncoding.EncodeToString(raw)
+	} else if err := checkToken(token); err != nil {
+		return UserResult{}, err
 	}
-	token := base64.RawURLEncoding.EncodeToString(raw)
 	id := c.newID().String()
 	var created domain.UserCreated
 	u, err := c.run(ctx, meta, func(ctx context.Context, u *unit) error {
@@ -69,4 +84,15 @@ func (c *core) createUser(ctx context.Context, meta Meta, cmd CreateUser) (UserR
 		return UserResult{}, err
 	}
 	return UserResult{ID: id, Email: created.Email, Role: created.Role, Token: token, Position: u.position()}, nil
+}
+
+func checkToken(token string) error {
+	if len(token) < MinTokenLength {
+		return domain.Invalid(domain.FieldError{Field: "token",
+			Message: fmt.Sprintf("must have at least %d characters", MinTokenLength)})
+	}
+	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return domain.Invalid(domain.FieldError{Field: "token", Message: "must not contain spaces or control characters"})
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ type core struct {
 	newID       func() uuid.UUID
 	random      io.Reader
 	maxAttempts int
+	observe     func(command, outcome string) // WithOutcomes; nil: none
 }
 
 // stream is one loaded stream of a unit and the events decided for it.

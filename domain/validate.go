@@ -170,6 +170,11 @@ func NormalizeEmail(email string) (string, error) {
 		return "", fmt.Errorf("must be an e-mail address such as name@contoso.com")
 	}
 	at := strings.LastIndexByte(e, '@')
+	// localhost is the one single-label domain accepted: the bootstrap admin
+	// of a first local run is admin@localhost (SPEC "Tenancy and roles").
+	if host := e[at+1:]; host == "localhost" {
+		return e, nil
+	}
 	if _, err := NormalizeDomain(e[at+1:]); err != nil {
 		return "", fmt.Errorf("must be an e-mail address such as name@contoso.com")
 	}
