@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/partnerhub/customers/commands"
+	"github.com/partnerhub/customers/eventstore/relay"
 )
 
 // Config is customerd's settings (SPEC "Running"). Each comes from a flag or,
@@ -22,6 +25,12 @@ type Config struct {
 	NATSURL        string // CUSTOMERD_NATS_URL; "" means the embedded NATS server
 	NATSListen     string // CUSTOMERD_NATS_LISTEN
 	BootstrapToken string // CUSTOMERD_BOOTSTRAP_TOKEN
+
+	// Advanced: the JetStream stream and subject root the relay publishes
+	// to and the projectors consume. Only tests and several deployments
+	// sharing one NATS server need other values than SPEC's.
+	NATSStream      string // CUSTOMERD_NATS_STREAM
+	NATSSubjectRoot string // CUSTOMERD_NATS_SUBJECT_ROOT
 }
 
 type setting struct {
@@ -37,6 +46,8 @@ func settings() []setting {
 		{"nats-url", "CUSTOMERD_NATS_URL", "", "NATS server URL (default: embedded NATS)", func(c *Config) *string { return &c.NATSURL }},
 		{"nats-listen", "CUSTOMERD_NATS_LISTEN", "127.0.0.1:4223", "where the embedded NATS listens, for downstream consumers", func(c *Config) *string { return &c.NATSListen }},
 		{"bootstrap-token", "CUSTOMERD_BOOTSTRAP_TOKEN", "", "first admin token on an empty store", func(c *Config) *string { return &c.BootstrapToken }},
+		{"nats-stream", "CUSTOMERD_NATS_STREAM", relay.DefaultStream, "advanced: JetStream stream of the events", func(c *Config) *string { return &c.NATSStream }},
+		{"nats-subject-root", "CUSTOMERD_NATS_SUBJECT_ROOT", relay.DefaultSubjectRoot, "advanced: first subject token of the events", func(c *Config) *string { return &c.NATSSubjectRoot }},
 	}
 }
 
@@ -101,10 +112,27 @@ func (c Config) Validate() error {
 	if strings.ContainsFunc(c.BootstrapToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		add("CUSTOMERD_BOOTSTRAP_TOKEN must not contain spaces or control characters")
 	}
+	if c.BootstrapToken != "" && len(c.BootstrapToken) < commands.MinTokenLength {
+		add("CUSTOMERD_BOOTSTRAP_TOKEN must have at least %d characters", commands.MinTokenLength)
+	}
+	if !natsToken(c.NATSStream) {
+		add("CUSTOMERD_NATS_STREAM %q: want a name without '.', '*', '>', '/' or spaces", c.NATSStream)
+	}
+	if !natsToken(c.NATSSubjectRoot) {
+		add("CUSTOMERD_NATS_SUBJECT_ROOT %q: want one subject token without '.', '*', '>', '/' or spaces", c.NATSSubjectRoot)
+	}
 	if len(problems) == 0 {
 		return nil
 	}
 	return errors.New("invalid configuration: " + strings.Join(problems, "; "))
+}
+
+// natsToken accepts what is valid both as a stream name and as a single
+// subject token.
+func natsToken(s string) bool {
+	return s != "" && len(s) <= 64 && !strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r)
+	})
 }
 
 func validNATSScheme(s string) bool {

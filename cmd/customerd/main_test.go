@@ -52,7 +52,8 @@ func TestFlagsOverrideEnvironmentOverDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Addr: "127.0.0.1:9000", DataDir: "/flag", NATSListen: "127.0.0.1:4223"}
+	want := Config{Addr: "127.0.0.1:9000", DataDir: "/flag", NATSListen: "127.0.0.1:4223",
+		NATSStream: "CUSTOMER_EVENTS", NATSSubjectRoot: "customers"}
 	if cfg != want {
 		t.Fatalf("config = %+v, want %+v", cfg, want)
 	}
