@@ -104,40 +104,63 @@ func (s *Store) appendFunc(ctx context.Context, reqs []eventstore.AppendRequest,
 			claims = append(claims, c)
 		}
 	}
-	args := []any{streams, expected, reqOf, ids, types, subjects, partners, actors, emails, corrs, causes,
-		recorded, micros, data, nonNil(claimReq), nonNil(claims)}
-
-	run := func(ctx context.Context, q pgxQuerier) ([]eventstore.AppendResult, error) {
-		rows, _ := q.Query(ctx, `SELECT r_stream, r_version, r_first, r_last FROM es_append(
+	sql := `SELECT r_stream, r_version, r_first, r_last FROM es_append(
 		$1::text[], $2::bigint[], $3::int[], $4::uuid[], $5::text[], $6::text[], $7::text[],
 		$8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::bigint[], $14::bytea[],
-		$15::int[], $16::text[])`, args...)
-		out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.AppendResult, error) {
+		$15::int[], $16::text[])`
+	args := []any{streams, expected, reqOf, ids, types, subjects, partners, actors, emails, corrs, causes,
+		recorded, micros, data, nonNil(claimReq), nonNil(claims)}
+	if len(reqs) == 1 {
+		sql = `SELECT $1::text, r_version, r_first, r_last FROM es_append_one(
+		$1::text, $2::bigint, $3::uuid[], $4::text[], $5::text[], $6::text[],
+		$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bigint[], $13::bytea[],
+		$14::text[])`
+		args = []any{streams[0], expected[0], ids, types, subjects, partners, actors, emails, corrs, causes,
+			recorded, micros, data, nonNil(claims)}
+	}
+	run := func(ctx context.Context, q pgxQuerier) ([]eventstore.AppendResult, error) {
+		rows, _ := q.Query(ctx, sql, args...)
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.AppendResult, error) {
 			var r eventstore.AppendResult
 			err := row.Scan(&r.StreamID, &r.Version, &r.FirstPosition, &r.LastPosition)
 			return r, err
 		})
-		if err != nil {
-			return nil, s.appendError(reqs, err)
+	}
+	return withRetry(reqs, func() ([]eventstore.AppendResult, error) {
+		if s.opts.BeforeCommit == nil {
+			// An implicit transaction: the whole append is one round trip.
+			return run(ctx, s.pool)
 		}
-		return out, nil
-	}
-	if s.opts.BeforeCommit == nil {
-		// An implicit transaction: the whole append is one round trip.
-		return run(ctx, s.pool)
-	}
-	var out []eventstore.AppendResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		if out, err = run(ctx, tx); err != nil {
-			return err
+		var out []eventstore.AppendResult
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			if out, err = run(ctx, tx); err != nil {
+				return err
+			}
+			return s.opts.BeforeCommit(ctx)
+		})
+		return out, err
+	}, s.appendError)
+}
+
+// withRetry retries appends that lost a race which a second attempt
+// resolves: two appends creating one stream (or retrying one event) at
+// once collide on a unique index, and rarely deadlock. The next attempt
+// sees the winner and answers with a conflict, the stored results, or
+// success.
+func withRetry(reqs []eventstore.AppendRequest, attempt func() ([]eventstore.AppendResult, error), mapErr func([]eventstore.AppendRequest, error) error) ([]eventstore.AppendResult, error) {
+	for i := 0; ; i++ {
+		out, err := attempt()
+		if err == nil {
+			return out, nil
 		}
-		return s.opts.BeforeCommit(ctx)
-	})
-	if err != nil {
-		return nil, s.appendError(reqs, err)
+		var pe *pgconn.PgError
+		retry := errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "23505" && (pe.ConstraintName == "events_stream_id_stream_version_key" ||
+			pe.ConstraintName == "streams_pkey" || pe.ConstraintName == "events_event_id_key"))
+		if !retry || i == 3 {
+			return nil, mapErr(reqs, err)
+		}
 	}
-	return out, nil
 }
 
 type pgxQuerier interface {
@@ -180,19 +203,18 @@ func (s *Store) appendError(reqs []eventstore.AppendRequest, err error) error {
 // as es_append locks them, hashes are computed here, and the events go in
 // with COPY, all in one transaction.
 func (s *Store) appendBulk(ctx context.Context, reqs []eventstore.AppendRequest, total int, now time.Time) ([]eventstore.AppendResult, error) {
-	var out []eventstore.AppendResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		out, err = s.bulkTx(ctx, tx, reqs, total, now)
-		if err != nil || s.opts.BeforeCommit == nil {
-			return err
-		}
-		return s.opts.BeforeCommit(ctx)
-	})
-	if err != nil {
-		return nil, s.appendError(reqs, err)
-	}
-	return out, nil
+	return withRetry(reqs, func() ([]eventstore.AppendResult, error) {
+		var out []eventstore.AppendResult
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			out, err = s.bulkTx(ctx, tx, reqs, total, now)
+			if err != nil || s.opts.BeforeCommit == nil {
+				return err
+			}
+			return s.opts.BeforeCommit(ctx)
+		})
+		return out, err
+	}, s.appendError)
 }
 
 type streamState struct {

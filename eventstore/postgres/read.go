@@ -20,11 +20,12 @@ import (
 //
 // Every append takes its xid before its positions. So if g is missing from
 // snapshot S while some p > g is visible in S, g's holder had its xid before
-// p committed, hence before S: it is in S's in-progress list (xip), below
-// pg_snapshot_xmax(S), or it has ended. A later snapshot whose xmin is >=
-// that xmax proves the holder ended; if g is still missing then, it never
-// comes. And if S's xip is empty, every missing position below S's highest
-// visible one is settled at once.
+// p committed, hence before S was taken. An xid assigned after S (the
+// reader takes one, in a transaction of its own, only when it meets a gap)
+// is therefore above the holder's. Once a later snapshot's xmin reaches it,
+// no transaction that could hold g is running; if g is still missing then,
+// it never comes. (The snapshot's own xmax is no such bound: it is the
+// latest completed xid + 1, and the holder may have a higher xid than p's.)
 //
 // The horizon is the highest position below which everything is settled.
 // It is shared by the store's readers and only grows; reads return only
@@ -44,16 +45,26 @@ type horizon struct {
 // init starts the horizon at zero with everything visible at Open pending
 // on the transactions in flight then, so a long log is not scanned from 1.
 func (h *horizon) init(ctx context.Context, pool *pgxpool.Pool) error {
-	var m, x int64
-	err := pool.QueryRow(ctx, `SELECT coalesce((SELECT max(position) FROM events), 0),
-		pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&m, &x)
+	var m int64
+	if err := pool.QueryRow(ctx, "SELECT coalesce(max(position), 0) FROM events").Scan(&m); err != nil {
+		return err
+	}
+	if m == 0 {
+		return nil
+	}
+	x, err := newXID(ctx, pool)
 	if err != nil {
 		return err
 	}
-	if m > 0 {
-		h.pending, h.pendM, h.pendX = true, m, x
-	}
+	h.pending, h.pendM, h.pendX = true, m, x
 	return nil
+}
+
+// newXID returns an xid assigned now, above every xid assigned before.
+func newXID(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var x int64
+	err := pool.QueryRow(ctx, "SELECT pg_current_xact_id()::text::bigint").Scan(&x)
+	return x, err
 }
 
 // stalled reports that committed events beyond the horizon are known.
@@ -69,9 +80,7 @@ func (h *horizon) advance(ctx context.Context, pool *pgxpool.Pool) (int64, error
 	defer h.mu.Unlock()
 	// In one statement, so the snapshot is the one the scan used. The scan
 	// finds the first missing position above the horizon.
-	const q = `SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint,
-		NOT EXISTS (SELECT FROM pg_snapshot_xip(s)),
-		g.n, coalesce(g.top, 0), g.missing
+	const q = `SELECT pg_snapshot_xmin(s)::text::bigint, g.n, coalesce(g.top, 0), g.missing
 	FROM pg_current_snapshot() AS s,
 	LATERAL (
 		SELECT count(*) AS n, max(position) AS top,
@@ -81,20 +90,16 @@ func (h *horizon) advance(ctx context.Context, pool *pgxpool.Pool) (int64, error
 	) AS g`
 	for {
 		var (
-			xmin, xmax, n, top int64
-			xipEmpty           bool
-			missing            pgtype.Int8
+			xmin, n, top int64
+			missing      pgtype.Int8
 		)
-		if err := pool.QueryRow(ctx, q, h.settled, scanLimit).Scan(&xmin, &xmax, &xipEmpty, &n, &top, &missing); err != nil {
+		if err := pool.QueryRow(ctx, q, h.settled, scanLimit).Scan(&xmin, &n, &top, &missing); err != nil {
 			return 0, err
 		}
 		resolved := h.settled
 		if h.pending && xmin >= h.pendX {
 			resolved = max(resolved, h.pendM)
 			h.pending = false
-		}
-		if xipEmpty {
-			resolved = max(resolved, top)
 		}
 		if resolved > h.settled {
 			h.settled = resolved
@@ -107,11 +112,15 @@ func (h *horizon) advance(ctx context.Context, pool *pgxpool.Pool) (int64, error
 			}
 			continue
 		}
-		// A gap: missing is not visible, but top is. Wait for the
-		// transactions in flight now.
+		// A gap: missing is not visible, but top is. Wait for every
+		// transaction that has an xid now.
 		h.settled = missing.Int64 - 1
 		if !h.pending || h.pendM < missing.Int64 {
-			h.pending, h.pendM, h.pendX = true, top, xmax
+			x, err := newXID(ctx, pool)
+			if err != nil {
+				return 0, err
+			}
+			h.pending, h.pendM, h.pendX = true, top, x
 		}
 		return h.settled, nil
 	}

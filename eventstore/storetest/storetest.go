@@ -759,19 +759,25 @@ func (s suite) gapSafety(t *testing.T) {
 	stopReaders()
 	rwg.Wait()
 
+	final := readEverything(t, st)
+	positionOf := map[uuid.UUID]int64{}
+	for _, e := range final {
+		positionOf[e.ID] = e.Position
+	}
 	for _, r := range []*reader{sub, poll} {
 		r.mu.Lock()
 		for _, b := range r.bad {
 			t.Errorf("%s: %s", r.name, b)
 		}
-		missing := 0
+		var missing []int64
 		for id := range committed {
 			if r.seen[id] == 0 {
-				missing++
+				missing = append(missing, positionOf[id])
 			}
 		}
-		if missing > 0 {
-			t.Errorf("%s missed %d of %d committed events", r.name, missing, len(committed))
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			t.Errorf("%s missed %d of %d committed events, at positions %v; it got up to %d", r.name, len(missing), len(committed), missing, r.last)
 		}
 		for id, n := range r.seen {
 			if n > 1 {
@@ -785,7 +791,7 @@ func (s suite) gapSafety(t *testing.T) {
 		}
 		r.mu.Unlock()
 	}
-	if got := len(readEverything(t, st)); got != len(committed) {
+	if got := len(final); got != len(committed) {
 		t.Errorf("log holds %d events, want the %d committed", got, len(committed))
 	}
 }
