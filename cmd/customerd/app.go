@@ -208,7 +208,11 @@ func (a *App) connectNATS() (err error) {
 		nats.Name("customerd"),
 		nats.MaxReconnects(-1), // the relay waits out a NATS restart
 		nats.ReconnectWait(500*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: our own Close at shutdown
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }))
 	if err != nil {
 		return fmt.Errorf("connecting to NATS: %w", err)
