@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// poolCustomer is a customer created before the measured run. Worker w
+// owns the customers whose index is w modulo the concurrency, so the ETag
+// it tracks from its own answers is always current: no 412s from the
+// tool's own races.
+type poolCustomer struct {
+	id   string
+	etag string
+	tag  string // the tag the tool assigned last, "" if none
+}
+
+// pool is the pre-created customers of one run, shared by the scenarios.
+type pool struct {
+	customers []*poolCustomer
+	position  int64 // the highest position the creates answered
+	seq       atomic.Int64
+	run       string
+}
+
+func (p *pool) owned(w, conc int) []*poolCustomer {
+	var out []*poolCustomer
+	for i := w; i < len(p.customers); i += conc {
+		out = append(out, p.customers[i])
+	}
+	return out
+}
+
+// createAnswer is the part of a command answer the tool reads.
+type createAnswer struct {
+	ID       string `json:"id"`
+	Position int64  `json:"position"`
+}
+
+func (p *pool) createCustomer(ctx context.Context, c *client) (createAnswer, answer, error) {
+	i := p.seq.Add(1)
+	body := customerBody{CompanyName: companyName(i), PrimaryDomain: fmt.Sprintf("c%d-%s.example", i, p.run), Relationship: relationship(i)}
+	a, err := c.do(ctx, http.MethodPost, "/v1/customers", body, "Idempotency-Key", uuid.NewString())
+	if err != nil {
+		return createAnswer{}, a, err
+	}
+	var ca createAnswer
+	if err := decode(a, &ca); err != nil {
+		return ca, a, err
+	}
+	if ca.ID == "" || ca.Position < 1 {
+		return ca, a, fmt.Errorf("create answered without id or position: %.200s", a.body)
+	}
+	return ca, a, nil
+}
+
+// ensurePool creates the run's customers once (n of them, at least four per
+// worker) and the tag catalog.
+func (env *runEnv) ensurePool(ctx context.Context) (*pool, error) {
+	if env.pool != nil {
+		return env.pool, nil
+	}
+	c := env.client
+	for _, t := range tagNames {
+		_, err := c.do(ctx, http.MethodPost, "/v1/tags", map[string]string{"name": t})
+		var se *statusError
+		if err != nil && !(errors.As(err, &se) && se.status == http.StatusConflict) {
+			return nil, fmt.Errorf("creating tag %s: %w", t, err)
+		}
+	}
+	n := max(env.customers, env.concurrency*4)
+	p := &pool{customers: make([]*poolCustomer, n), run: uuid.NewString()[:8]}
+	var next atomic.Int64
+	var maxPos atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range min(env.concurrency, 16) {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) || ctx.Err() != nil {
+					return
+				}
+				ca, a, err := p.createCustomer(ctx, c)
+				if err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("creating the customer pool: %w", err) })
+					return
+				}
+				p.customers[i] = &poolCustomer{id: ca.ID, etag: a.header.Get("ETag")}
+				for {
+					m := maxPos.Load()
+					if ca.Position <= m || maxPos.CompareAndSwap(m, ca.Position) {
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	p.position = maxPos.Load()
+	env.pool = p
+	return p, nil
+}
+
+// worker is one goroutine's state in the HTTP scenarios.
+type worker struct {
+	rng   *rand.Rand
+	owned []*poolCustomer
+	all   []*poolCustomer
+}
+
+func newWorkers(p *pool, conc int) []*worker {
+	ws := make([]*worker, conc)
+	seed := uint64(time.Now().UnixNano())
+	for w := range ws {
+		ws[w] = &worker{rng: rand.New(rand.NewPCG(seed, uint64(w))), owned: p.owned(w, conc), all: p.customers}
+	}
+	return ws
+}
+
+// command runs one write: 20% creates, 30% billing-profile updates with
+// If-Match (the ETag tracked from this worker's earlier answers), 25% tag
+// changes, 25% orders. POSTs carry an Idempotency-Key, as a careful client's
+// do.
+func (wk *worker) command(ctx context.Context, c *client, p *pool) error {
+	r := wk.rng.IntN(100)
+	if r < 20 || len(wk.owned) == 0 {
+		_, _, err := p.createCustomer(ctx, c)
+		return err
+	}
+	cu := wk.owned[wk.rng.IntN(len(wk.owned))]
+	var a answer
+	var err error
+	switch {
+	case r < 50:
+		i := p.seq.Add(1)
+		a, err = c.do(ctx, http.MethodPut, "/v1/customers/"+cu.id+"/billing-profile", billingProfile(companyName(i), i), "If-Match", cu.etag)
+	case r < 75:
+		change := map[string][]string{}
+		if cu.tag == "" {
+			change["add"] = []string{tagNames[wk.rng.IntN(len(tagNames))]}
+		} else {
+			change["remove"] = []string{cu.tag}
+		}
+		a, err = c.do(ctx, http.MethodPost, "/v1/customers/"+cu.id+"/tags", change, "Idempotency-Key", uuid.NewString())
+		if err == nil {
+			if add := change["add"]; add != nil {
+				cu.tag = add[0]
+			} else {
+				cu.tag = ""
+			}
+		}
+	default:
+		a, err = c.do(ctx, http.MethodPost, "/v1/customers/"+cu.id+"/orders", orderInput(p.seq.Add(1)), "Idempotency-Key", uuid.NewString())
+	}
+	if err != nil {
+		return err
+	}
+	if et := a.header.Get("ETag"); et != "" {
+		cu.etag = et
+	}
+	return nil
+}
+
+// read runs one read: half searches (a word of the generated names, the
+// first page of 20), half GETs of a customer of the pool.
+func (wk *worker) read(ctx context.Context, c *client) error {
+	if wk.rng.IntN(2) == 0 {
+		q := url.Values{"q": {searchTerms[wk.rng.IntN(len(searchTerms))]}, "limit": {"20"}}
+		_, err := c.do(ctx, http.MethodGet, "/v1/customers?"+q.Encode(), nil)
+		return err
+	}
+	_, err := c.do(ctx, http.MethodGet, "/v1/customers/"+wk.all[wk.rng.IntN(len(wk.all))].id, nil)
+	return err
+}
+
+func scenarioCommands(ctx context.Context, env *runEnv) (Result, error) {
+	p, err := env.ensurePool(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	ws := newWorkers(p, env.concurrency)
+	return closedLoop(ctx, "commands", env.concurrency, env.duration, func(ctx context.Context, w int) error {
+		return ws[w].command(ctx, env.client, p)
+	}), nil
+}
+
+func scenarioMixed(ctx context.Context, env *runEnv) (Result, error) {
+	p, err := env.ensurePool(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	ws := newWorkers(p, env.concurrency)
+	return closedLoop(ctx, "mixed", env.concurrency, env.duration, func(ctx context.Context, w int) error {
+		if ws[w].rng.IntN(100) < 70 {
+			return ws[w].read(ctx, env.client)
+		}
+		return ws[w].command(ctx, env.client, p)
+	}), nil
+}
+
+// scenarioLag issues creates at env.rate per second (open loop: the next
+// create does not wait for the previous one) and measures, for each, the
+// time from the create's answer until the customer list shows the new row:
+// a search for its domain with minPosition set to the create's position,
+// which the server answers as soon as the list read model has applied that
+// position. The latency figures are that lag; the create's own latency is
+// reported as command_p99_ms.
+func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
+	p, err := env.ensurePool(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	c := env.client
+	interval := time.Duration(float64(time.Second) / env.rate)
+	// Enough in flight for the rate at a lag of a second; beyond that the
+	// server is not keeping up and starting more would only add queueing.
+	sem := make(chan struct{}, max(int(env.rate), env.concurrency))
+	lagRec := &recorder{errs: newErrorLog()}
+	cmdRec := &recorder{errs: lagRec.errs}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var late atomic.Int64
+	start := time.Now()
+	deadline := start.Add(env.duration)
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if !due.Before(deadline) || ctx.Err() != nil {
+			break
+		}
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			late.Add(1) // all slots busy: this create starts late
+			sem <- struct{}{}
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			t0 := time.Now()
+			ca, _, err := p.createCustomer(ctx, c)
+			answered := time.Now()
+			if err != nil {
+				mu.Lock()
+				cmdRec.fail(err)
+				mu.Unlock()
+				return
+			}
+			q := url.Values{"q": {ca.ID}, "searchBy": {"id"}, "minPosition": {fmt.Sprint(ca.Position)}}
+			a, err := c.do(ctx, http.MethodGet, "/v1/customers?"+q.Encode(), nil)
+			seen := time.Now()
+			if err == nil {
+				var page struct {
+					Items []struct {
+						ID string `json:"id"`
+					} `json:"items"`
+				}
+				if err = decode(a, &page); err == nil && !slices.ContainsFunc(page.Items, func(it struct {
+					ID string `json:"id"`
+				}) bool {
+					return it.ID == ca.ID
+				}) {
+					err = fmt.Errorf("list at minPosition %d does not show customer %s", ca.Position, ca.ID)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			cmdRec.ok(answered.Sub(t0))
+			if err != nil {
+				lagRec.fail(err)
+				return
+			}
+			lagRec.ok(seen.Sub(answered))
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	res := summarize("lag", env.concurrency, elapsed, []*recorder{lagRec})
+	res.Errors += cmdRec.errors
+	res.ErrorSamples = lagRec.errs.messages()
+	cmd := summarize("lag-commands", 0, elapsed, []*recorder{cmdRec})
+	res.Extra["target_rate"] = env.rate
+	res.Extra["command_p50_ms"] = ms(cmd.P50)
+	res.Extra["command_p99_ms"] = ms(cmd.P99)
+	res.Extra["late_starts"] = late.Load()
+	return res, nil
+}
+
+// countingWriter counts what the export sends.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(b []byte) (int, error) { w.n += int64(len(b)); return len(b), nil }
+
+// scenarioExport downloads Customers.csv of the loaded partner (the pool and
+// whatever earlier scenarios created) back to back; bytes_per_s is the
+// download rate over all workers.
+func scenarioExport(ctx context.Context, env *runEnv) (Result, error) {
+	p, err := env.ensurePool(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	// Start from a list that shows the whole pool.
+	if _, err := env.client.do(ctx, http.MethodGet, fmt.Sprintf("/v1/customers?limit=1&minPosition=%d", p.position), nil); err != nil {
+		return Result{}, fmt.Errorf("waiting for the list to show the pool: %w", err)
+	}
+	var total, last atomic.Int64
+	res := closedLoop(ctx, "export", env.concurrency, env.duration, func(ctx context.Context, w int) error {
+		var cw countingWriter
+		_, err := env.client.stream(ctx, "/v1/customers/export", &cw)
+		if err != nil {
+			return err
+		}
+		total.Add(cw.n)
+		last.Store(cw.n)
+		return nil
+	})
+	res.Extra["bytes_per_export"] = last.Load()
+	if res.Elapsed > 0 {
+		res.Extra["bytes_per_s"] = float64(total.Load()) / res.Elapsed.Seconds()
+	}
+	return res, nil
+}
+
+var _ io.Writer = (*countingWriter)(nil)

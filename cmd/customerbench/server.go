@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// server is a customerd process this tool started.
+type server struct {
+	cmd     *exec.Cmd
+	url     string
+	token   string
+	logPath string
+	exited  chan struct{}
+	waitErr error
+}
+
+// serverOptions say how to start customerd.
+type serverOptions struct {
+	binary      string // --customerd; "" finds or builds one
+	databaseURL string // "" for the embedded store
+	natsURL     string // "" for the embedded NATS
+	dir         string // scratch directory (data dir, log, built binary)
+	stderr      io.Writer
+}
+
+// findCustomerd returns the binary to run: the given path, customerd on
+// PATH, or one built from this module's source into dir.
+func findCustomerd(ctx context.Context, given, dir string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	if p, err := exec.LookPath("customerd"); err == nil {
+		return p, nil
+	}
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return "", errors.New("no customerd on PATH and not inside the module to build one: pass --customerd PATH or --url")
+	}
+	bin := filepath.Join(dir, "customerd")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/partnerhub/customers/cmd/customerd")
+	build.Dir = filepath.Dir(gomod)
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building customerd: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
+}
+
+// startServer starts customerd on free loopback ports with a fresh data
+// directory and a random bootstrap token, and waits until that token can
+// read the API.
+func startServer(ctx context.Context, o serverOptions) (*server, error) {
+	bin, err := findCustomerd(ctx, o.binary, o.dir)
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	natsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	tok := make([]byte, 24)
+	_, _ = rand.Read(tok)
+	s := &server{url: "http://" + httpAddr, token: hex.EncodeToString(tok),
+		logPath: filepath.Join(o.dir, "customerd.log"), exited: make(chan struct{})}
+	logFile, err := os.Create(s.logPath)
+	if err != nil {
+		return nil, fmt.Errorf("creating the customerd log: %w", err)
+	}
+	// Not CommandContext: Stop ends the process gracefully, not with a kill.
+	s.cmd = exec.Command(bin)
+	s.cmd.Env = append(withoutCustomerdEnv(os.Environ()),
+		"CUSTOMERD_ADDR="+httpAddr,
+		"CUSTOMERD_NATS_LISTEN="+natsAddr,
+		"CUSTOMERD_DATA_DIR="+filepath.Join(o.dir, "data"),
+		"CUSTOMERD_DATABASE_URL="+o.databaseURL,
+		"CUSTOMERD_NATS_URL="+o.natsURL,
+		"CUSTOMERD_BOOTSTRAP_TOKEN="+s.token)
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	if err := s.cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		logFile.Close()
+		close(s.exited)
+	}()
+	if err := s.waitReady(ctx, 60*time.Second); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("%w\n%s", err, s.logTail())
+	}
+	return s, nil
+}
+
+// withoutCustomerdEnv drops inherited CUSTOMERD_ variables so that only the
+// ones set here reach the server.
+func withoutCustomerdEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "CUSTOMERD_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// waitReady polls an authenticated read until it answers 200: /readyz alone
+// does not say that the bootstrap user is known to the API yet.
+func (s *server) waitReady(ctx context.Context, limit time.Duration) error {
+	c := newClient(s.url, s.token, 1)
+	deadline := time.Now().Add(limit)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("customerd exited before it was ready: %v", s.waitErr)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, last = c.do(rctx, http.MethodGet, "/v1/tags", nil)
+		cancel()
+		if last == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("customerd not ready after %s: %v", limit, last)
+}
+
+func (s *server) logTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return "customerd log (" + s.logPath + "):\n" + string(bytes.TrimSpace(b))
+}
+
+// Stop asks customerd to shut down (SIGTERM) and kills it if it has not
+// exited after 25 s.
+func (s *server) Stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(25 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
