@@ -79,7 +79,7 @@ type namedRunner struct {
 // short fetch wait so a client's minPosition read is not held up for long.
 const (
 	projectorBatch   = 500
-	projectorMaxWait = 100 * time.Millisecond
+	projectorMaxWait = 50 * time.Millisecond
 	idempotencyPurge = 10 * time.Minute
 )
 

@@ -78,6 +78,6 @@ func (c *positionCollector) Collect(ch chan<- prometheus.Metric) {
 func newCommandCounter() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "customers_commands_total",
-		Help: "Commands handled, by command and outcome (ok, invalid, not_found, conflict, precondition, forbidden, canceled, error).",
+		Help: "Commands handled, by command and outcome (ok, invalid, not_found, conflict, precondition, canceled, error).",
 	}, []string{"command", "outcome"})
 }
