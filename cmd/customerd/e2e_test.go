@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"syscall"
@@ -385,5 +387,42 @@ func TestShortBootstrapTokenIsRefused(t *testing.T) {
 	if code := run(nil, func(k string) string { return env[k] }, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "CUSTOMERD_BOOTSTRAP_TOKEN must have at least 16 characters") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// Until its components run, the process is not ready, and /readyz says
+// which ones are missing; /metrics already answers.
+func TestNotReadyUntilComponentsRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := LoadConfig(nil, func(k string) string {
+		return map[string]string{"CUSTOMERD_ADDR": "127.0.0.1:0", "CUSTOMERD_NATS_LISTEN": "127.0.0.1:0",
+			"CUSTOMERD_DATA_DIR": t.TempDir()}[k]
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := NewApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	srv := httptest.NewServer(app.Handler())
+	defer srv.Close()
+
+	got := call(t, "GET", srv.URL+"/readyz", "", "")
+	var rz struct {
+		Status string
+		Checks map[string]string
+	}
+	got.decode(t, &rz)
+	if got.status != http.StatusServiceUnavailable || got.header.Get("Retry-After") == "" || rz.Status != "unavailable" ||
+		rz.Checks["store"] != "ok" || rz.Checks["nats"] != "ok" ||
+		rz.Checks["projector customer_list"] != "not running" || rz.Checks["relay"] != "not running" {
+		t.Fatalf("/readyz before Run: %d %s", got.status, got.body)
+	}
+	if m := call(t, "GET", srv.URL+"/metrics", "", ""); m.status != http.StatusOK ||
+		!strings.Contains(string(m.body), "customers_store_head_position 0") {
+		t.Fatalf("/metrics before Run: %d %s", m.status, m.body)
 	}
 }
