@@ -16,6 +16,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // server is a customerd process this tool started.
@@ -26,6 +29,9 @@ type server struct {
 	logPath string
 	exited  chan struct{}
 	waitErr error
+	// stream is the JetStream stream of this run on an external NATS
+	// (deleted by Stop); "" with the embedded one.
+	stream, natsURL string
 }
 
 // serverOptions say how to start customerd.
@@ -96,7 +102,15 @@ func startServer(ctx context.Context, o serverOptions) (*server, error) {
 	}
 	// Not CommandContext: Stop ends the process gracefully, not with a kill.
 	s.cmd = exec.Command(bin)
-	s.cmd.Env = append(withoutCustomerdEnv(os.Environ()),
+	env := []string{}
+	if o.natsURL != "" {
+		// A shared NATS server: a stream and subject root of this run's own,
+		// so neither it nor anyone else sees the other's events.
+		s.stream = "CUSTOMERBENCH_" + hex.EncodeToString(tok[:6])
+		s.natsURL = o.natsURL
+		env = append(env, "CUSTOMERD_NATS_STREAM="+s.stream, "CUSTOMERD_NATS_SUBJECT_ROOT="+strings.ToLower(s.stream))
+	}
+	s.cmd.Env = append(append(withoutCustomerdEnv(os.Environ()), env...),
 		"CUSTOMERD_ADDR="+httpAddr,
 		"CUSTOMERD_NATS_LISTEN="+natsAddr,
 		"CUSTOMERD_DATA_DIR="+filepath.Join(o.dir, "data"),
@@ -173,5 +187,15 @@ func (s *server) Stop() {
 	case <-time.After(25 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-s.exited
+	}
+	if s.stream != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if nc, err := nats.Connect(s.natsURL); err == nil {
+			if js, err := jetstream.New(nc); err == nil {
+				_ = js.DeleteStream(ctx, s.stream)
+			}
+			nc.Close()
+		}
 	}
 }

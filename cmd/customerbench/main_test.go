@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/partnerhub/customers/internal/testenv"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// runJSON runs the tool in-process and returns its JSON lines by scenario.
+func runJSON(t *testing.T, ctx context.Context, getenv func(string) string, args ...string) map[string]map[string]any {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, append([]string{"--json"}, args...), &stdout, &stderr, getenv)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	lines := map[string]map[string]any{}
+	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", l, err)
+		}
+		name, _ := m["scenario"].(string)
+		t.Logf("%s", l)
+		lines[name] = m
+	}
+	return lines
+}
+
+// checkLine asserts the keys the JSON contract promises, some throughput
+// and no errors.
+func checkLine(t *testing.T, lines map[string]map[string]any, scenario string) {
+	t.Helper()
+	m, ok := lines[scenario]
+	if !ok {
+		t.Errorf("no line for %s in %v", scenario, lines)
+		return
+	}
+	for _, k := range []string{"scenario", "throughput", "p50_ms", "p95_ms", "p99_ms", "errors"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("%s: key %q missing: %v", scenario, k, m)
+		}
+	}
+	if tp, _ := m["throughput"].(float64); tp <= 0 {
+		t.Errorf("%s: throughput %v, want > 0", scenario, m["throughput"])
+	}
+	if e, _ := m["errors"].(float64); e != 0 {
+		t.Errorf("%s: %v errors", scenario, m["errors"])
+	}
+	p50, _ := m["p50_ms"].(float64)
+	p99, _ := m["p99_ms"].(float64)
+	if p50 <= 0 || p99 < p50 {
+		t.Errorf("%s: p50 %v ms, p99 %v ms: want 0 < p50 <= p99", scenario, p50, p99)
+	}
+}
+
+// Every scenario, briefly, against a customerd binary built from this
+// module on the embedded store and NATS, the way an operator runs the tool.
+func TestEveryScenarioAgainstAnEmbeddedCustomerd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "customerd")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../customerd").CombinedOutput(); err != nil {
+		t.Fatalf("building customerd: %v\n%s", err, out)
+	}
+	lines := runJSON(t, ctx, env(nil), "--customerd", bin, "--duration", "1s", "--concurrency", "2",
+		"--customers", "40", "--events", "400", "--rate", "100",
+		"append", "commands", "mixed", "lag", "rebuild", "export")
+	for _, s := range []string{"append", "commands", "mixed", "lag", "rebuild", "export"} {
+		checkLine(t, lines, s)
+	}
+	if n, _ := lines["rebuild"]["events"].(float64); n < 400 {
+		t.Errorf("rebuild replayed %v events, want at least the 400 seeded", lines["rebuild"]["events"])
+	}
+	if b, _ := lines["export"]["bytes_per_export"].(float64); b < 40*40 {
+		t.Errorf("an export of 40+ customers has %v bytes", lines["export"]["bytes_per_export"])
+	}
+}
+
+// The store scenarios on PostgreSQL, in schemas of their own that are gone
+// afterwards.
+func TestStoreScenariosOnPostgresLeaveNoSchemaBehind(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prefix := testenv.UniqueName("cbtest_")
+	lines := runJSON(t, ctx, env(map[string]string{"CUSTOMERD_DATABASE_URL": testenv.PostgresURL()}),
+		"--schema", prefix, "--duration", "1s", "--concurrency", "2", "--events", "300", "append", "rebuild")
+	checkLine(t, lines, "append")
+	checkLine(t, lines, "rebuild")
+	if lines["append"]["backend"] != "postgres" {
+		t.Errorf("append ran on %v, want postgres", lines["append"]["backend"])
+	}
+	conn, err := pgx.Connect(ctx, testenv.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var left int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE $1`, prefix+"%").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d schemas named %s* left behind", left, prefix)
+	}
+}
+
+func TestBadInvocationsExitTwoAndSayWhy(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "name at least one scenario"},
+		{[]string{"nope"}, `unknown scenario "nope"`},
+		{[]string{"--url", "http://10.1.2.3:8080", "--token", "x", "commands"}, "only loopback"},
+		{[]string{"--url", "http://127.0.0.1:8080", "commands"}, "needs --token"},
+		{[]string{"--concurrency", "0", "--rate", "-1", "append"}, "--concurrency must be"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr, env(nil))
+		if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
+
+func TestPercentileIsNearestRank(t *testing.T) {
+	var s []time.Duration
+	for i := 1; i <= 200; i++ {
+		s = append(s, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]time.Duration{50: 100 * time.Millisecond, 95: 190 * time.Millisecond, 99: 198 * time.Millisecond, 100: 200 * time.Millisecond} {
+		if got := percentile(s, p); got != want {
+			t.Errorf("p%v = %v, want %v", p, got, want)
+		}
+	}
+	if got := percentile(nil, 99); got != 0 {
+		t.Errorf("p99 of nothing = %v", got)
+	}
+	if got := percentile(s[:1], 50); got != time.Millisecond {
+		t.Errorf("p50 of one sample = %v", got)
+	}
+}
