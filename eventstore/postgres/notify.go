@@ -31,6 +31,8 @@ func (s *Store) wakeSubscribers() {
 	}
 }
 
+const notifyGap = 2 * time.Millisecond
+
 // notifier sends at most one pg_notify at a time for any number of appends.
 func (s *Store) notifier() {
 	for {
@@ -45,6 +47,14 @@ func (s *Store) notifier() {
 		if err != nil {
 			// Subscribers elsewhere fall back to polling.
 			s.reportError(fmt.Errorf("eventstore/postgres: notifying: %w", err))
+		}
+		// Every NOTIFY wakes every listening session of the database; a
+		// short pause bounds that to a few hundred a second under load,
+		// at the cost of a little latency for other processes.
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(notifyGap):
 		}
 	}
 }

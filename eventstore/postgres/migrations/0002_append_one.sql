@@ -1,3 +1,6 @@
+-- ALTER: databases migrated before es_field was declared STABLE.
+ALTER FUNCTION es_field(text) STABLE;
+
 -- es_append_one is es_append for the common single-request append, with fewer
 -- statements: a new stream gets its row after its events, so its creation
 -- takes no extra tuple. Two appends creating one stream at once collide on
@@ -6,8 +9,8 @@ CREATE FUNCTION es_append_one(
     p_stream text, p_expected bigint,
     p_ids uuid[], p_types text[], p_subjects text[], p_partners text[],
     p_actor_ids text[], p_actor_emails text[], p_correlations text[], p_causations text[],
-    p_recorded timestamptz[], p_micros bigint[], p_data bytea[], p_claims text[])
-RETURNS TABLE (r_version bigint, r_first bigint, r_last bigint)
+    p_recorded timestamptz[], p_micros bigint[], p_data bytea[], p_claims text[],
+    OUT r_version bigint, OUT r_first bigint, OUT r_last bigint)
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -27,7 +30,8 @@ BEGIN
     END IF;
     IF nev > 0 AND v > 0 AND EXISTS (SELECT 1 FROM events WHERE event_id = p_ids[1]) THEN
         IF (SELECT count(*) FROM events WHERE event_id = ANY (p_ids)) = nev THEN
-            RETURN QUERY SELECT max(e.stream_version), min(e.position), max(e.position) FROM events e WHERE e.event_id = ANY (p_ids);
+            SELECT max(e.stream_version), min(e.position), max(e.position) INTO r_version, r_first, r_last
+            FROM events e WHERE e.event_id = ANY (p_ids);
             RETURN;
         END IF;
     END IF;
@@ -71,6 +75,5 @@ BEGIN
         UPDATE streams SET version = v, last_hash = h WHERE stream_id = p_stream;
     END IF;
     r_version := v;
-    RETURN NEXT;
 END;
 $$;
