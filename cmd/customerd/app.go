@@ -144,6 +144,12 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 			Logger:        log.With("component", "projector", "projector", p.Name()),
 		}
 		a.AddRunner("projector "+p.Name(), RunnerFunc(func(ctx context.Context) error {
+			if err := catchUp(ctx, a.Store, p, reg, pcfg.Logger); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
 			return projections.Run(ctx, a.NATS, pcfg, p, reg)
 		}))
 	}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -254,8 +256,8 @@ func checkRunningService(t *testing.T, base string, position int64) {
 
 // afterRestart checks the second run over the same databases: the data is
 // there, nothing was applied twice, the bootstrap did not run again, and new
-// commands still flow through.
-func afterRestart(t *testing.T, base, customerID string, position int64) {
+// commands still flow through. It returns the new command's position.
+func afterRestart(t *testing.T, base, customerID string, position int64) int64 {
 	t.Helper()
 	if got := call(t, "GET", base+"/v1/customers", "another-token-0123456789", ""); got.status != http.StatusUnauthorized {
 		t.Fatalf("a token the bootstrap never saw: %d", got.status)
@@ -271,26 +273,34 @@ func afterRestart(t *testing.T, base, customerID string, position int64) {
 	if r.Position <= position {
 		t.Fatalf("position after restart %d, want above %d", r.Position, position)
 	}
-	list := call(t, "GET", fmt.Sprintf("%s/v1/customers?minPosition=%d", base, r.Position), bootstrapToken, "")
+	wantReadModels(t, base, customerID, r.Position)
+	return r.Position
+}
+
+// wantReadModels checks both read models hold the walk plus the added
+// relationship, each event applied once.
+func wantReadModels(t *testing.T, base, customerID string, position int64) {
+	t.Helper()
+	list := call(t, "GET", fmt.Sprintf("%s/v1/customers?minPosition=%d", base, position), bootstrapToken, "")
 	var lp listPage
 	list.decode(t, &lp)
 	var rels []string
 	for _, it := range lp.Items {
 		if it.ID != customerID || it.CompanyName != "Müller AG" || !slices.Equal(it.Tags, []string{"VIP"}) {
-			t.Fatalf("list after restart: %s", list.body)
+			t.Fatalf("customer list: %s", list.body)
 		}
 		rels = append(rels, it.Relationship)
 	}
 	if slices.Sort(rels); !slices.Equal(rels, []string{"direct-bill", "indirect-reseller"}) {
-		t.Fatalf("list rows after restart %v: %s", rels, list.body)
+		t.Fatalf("customer list rows %v: %s", rels, list.body)
 	}
 	tags := call(t, "GET", base+"/v1/tags", bootstrapToken, "")
 	if !strings.Contains(string(tags.body), `"customerCount":1`) {
-		t.Fatalf("tags after restart: %s", tags.body)
+		t.Fatalf("tags: %s", tags.body)
 	}
-	act := call(t, "GET", fmt.Sprintf("%s/v1/activity?customerId=%s&minPosition=%d", base, customerID, r.Position), bootstrapToken, "")
+	act := call(t, "GET", fmt.Sprintf("%s/v1/activity?customerId=%s&minPosition=%d", base, customerID, position), bootstrapToken, "")
 	if ops := operations(t, act); !slices.Equal(ops, []string{"add_customer_relationship", "create_order", "assign_customer_tag", "update_customer_billing_profile", "create_customer"}) {
-		t.Fatalf("activity after restart %v: %s", ops, act.body)
+		t.Fatalf("activity %v: %s", ops, act.body)
 	}
 }
 
@@ -322,7 +332,19 @@ func TestBinaryEmbeddedWalkSurvivesRestart(t *testing.T) {
 	p = startBinary(t, bin, append(env, "CUSTOMERD_BOOTSTRAP_TOKEN=another-token-0123456789")...)
 	p.waitLog(t, "the store has a partner; CUSTOMERD_BOOTSTRAP_TOKEN ignored")
 	base = "http://" + p.waitLog(t, "customerd started")["addr"].(string)
-	afterRestart(t, base, id, pos)
+	pos = afterRestart(t, base, id, pos)
+	p.stop(t)
+
+	// The read models lost (the JetStream consumers have acknowledged
+	// everything already): they are refilled from the event store.
+	for _, f := range []string{"readmodels.db", "readmodels.db-wal", "readmodels.db-shm"} {
+		if err := os.Remove(filepath.Join(dataDir, f)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	p = startBinary(t, bin, env...)
+	base = "http://" + p.waitLog(t, "customerd started")["addr"].(string)
+	wantReadModels(t, base, id, pos)
 	p.stop(t)
 }
 
