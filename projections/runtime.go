@@ -28,7 +28,7 @@ type Config struct {
 	Durable       string        // durable consumer name, one per projector
 	FilterSubject string        // "customers.>"
 	BatchSize     int           // events fetched and applied per transaction, 1..10000
-	MaxWait       time.Duration // how long a fetch waits to fill a batch (default 200 ms)
+	MaxWait       time.Duration // how long a fetch waits for the first message (default 200 ms)
 	AckWait       time.Duration // redelivery after this long without ack (default 30 s)
 	PoisonSubject string        // where undecodable batches go (core NATS)
 	Logger        *slog.Logger  // nil discards
@@ -232,26 +232,44 @@ func (s *batchSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *mess
 }
 
 func (s *batchSubscriber) one(ctx context.Context, out chan<- *message.Message) error {
-	fetched, err := s.cons.Fetch(s.batch, jetstream.FetchMaxWait(s.maxWait))
+	// Wait (up to maxWait) for the first message only, then take what else is
+	// already there without waiting: a batch never holds an event back to
+	// fill itself, so read-your-writes lag stays at one round trip.
+	var msgs []jetstream.Msg
+	var raws []json.RawMessage
+	collect := func(fetched jetstream.MessageBatch) error {
+		for m := range fetched.Messages() {
+			msgs = append(msgs, m)
+			if json.Valid(m.Data()) {
+				raws = append(raws, m.Data())
+			} else {
+				b, _ := json.Marshal(string(m.Data())) // keep it, as a string, for the poison queue
+				raws = append(raws, b)
+			}
+		}
+		if err := fetched.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
+			return fmt.Errorf("fetching: %w", err)
+		}
+		return nil
+	}
+	first, err := s.cons.Fetch(1, jetstream.FetchMaxWait(s.maxWait))
 	if err != nil {
 		return fmt.Errorf("fetching: %w", err)
 	}
-	var msgs []jetstream.Msg
-	var raws []json.RawMessage
-	for m := range fetched.Messages() {
-		msgs = append(msgs, m)
-		if json.Valid(m.Data()) {
-			raws = append(raws, m.Data())
-		} else {
-			b, _ := json.Marshal(string(m.Data())) // keep it, as a string, for the poison queue
-			raws = append(raws, b)
-		}
-	}
-	if err := fetched.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
-		return fmt.Errorf("fetching: %w", err)
+	if err := collect(first); err != nil {
+		return err
 	}
 	if len(msgs) == 0 {
 		return nil
+	}
+	if s.batch > 1 {
+		rest, err := s.cons.FetchNoWait(s.batch - 1)
+		if err != nil {
+			return fmt.Errorf("fetching: %w", err)
+		}
+		if err := collect(rest); err != nil {
+			return err
+		}
 	}
 	payload, _ := json.Marshal(raws)
 	msg := message.NewMessage(watermill.NewUUID(), payload)

@@ -75,11 +75,12 @@ type namedRunner struct {
 	running atomic.Bool // between the start of Run and its return
 }
 
-// Projector settings: batches big enough for a rebuild-like catch-up, and a
-// short fetch wait so a client's minPosition read is not held up for long.
+// Projector settings: batches big enough for a rebuild-like catch-up. The
+// fetch wait only bounds an idle poll: a fetch returns as soon as one event
+// is there, so it does not delay a client's minPosition read.
 const (
 	projectorBatch   = 500
-	projectorMaxWait = 50 * time.Millisecond
+	projectorMaxWait = 2 * time.Second
 	idempotencyPurge = 10 * time.Minute
 )
 
