@@ -29,6 +29,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -57,6 +58,10 @@ type runEnv struct {
 
 	client *client // HTTP scenarios; set once a server is known
 	pool   *pool
+	server *server // nil with --url
+
+	profileDir string
+	idemKeys   bool
 }
 
 type scenario struct {
@@ -107,6 +112,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.IntVar(&env.customers, "customers", 1000, "customers created before the HTTP scenarios")
 	fs.Int64Var(&env.events, "events", 20000, "events seeded for rebuild")
 	fs.Float64Var(&env.rate, "rate", 1000, "lag: creates per second")
+	fs.BoolVar(&env.idemKeys, "idempotency-keys", true, "send an Idempotency-Key with every POST, as a careful client does")
+	fs.StringVar(&env.profileDir, "cpuprofile-dir", "", "build customerd with pprof and write its CPU profile of each HTTP scenario to DIR/customerd-<scenario>.pprof")
 
 	// Scenario names and flags may be mixed: parse up to each name.
 	var names []string
@@ -151,7 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	rep := newReporter(stdout, *jsonOut)
 	code := 0
 	for _, s := range todo {
-		res, err := s.run(ctx, env)
+		res, err := env.runProfiled(ctx, s, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "customerbench: %s: %v\n", s.name, err)
 			code = 1
@@ -170,6 +177,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 1
 	}
 	return code
+}
+
+// runProfiled runs a scenario, recording customerd's CPU profile meanwhile
+// when asked to. The customer pool is created first, so the profile (of
+// --duration) covers the measured loop only.
+func (env *runEnv) runProfiled(ctx context.Context, s scenario, stderr io.Writer) (Result, error) {
+	if env.profileDir == "" || !s.http || env.server == nil {
+		return s.run(ctx, env)
+	}
+	if _, err := env.ensurePool(ctx); err != nil {
+		return Result{}, err
+	}
+	if err := os.MkdirAll(env.profileDir, 0o750); err != nil {
+		return Result{}, fmt.Errorf("creating %s: %w", env.profileDir, err)
+	}
+	path := filepath.Join(env.profileDir, "customerd-"+s.name+".pprof")
+	done := make(chan error, 1)
+	go func() { done <- env.server.profile(ctx, env.duration, path) }()
+	res, err := s.run(ctx, env)
+	if perr := <-done; perr != nil {
+		fmt.Fprintf(stderr, "customerbench: %s: %v\n", s.name, perr)
+	}
+	return res, err
 }
 
 func pick(names []string) ([]scenario, error) {
@@ -238,7 +268,7 @@ func (env *runEnv) connect(ctx context.Context, target, token, binary string) (f
 		env.client = newClient(target, token, env.concurrency)
 		return func() {}, nil
 	}
-	o := serverOptions{binary: binary, natsURL: env.natsURL, dir: env.dir}
+	o := serverOptions{binary: binary, natsURL: env.natsURL, dir: env.dir, profileDir: env.profileDir}
 	schema := env.schema + "_server"
 	if env.databaseURL != "" {
 		u, err := freshSchema(ctx, env.databaseURL, schema)
@@ -252,6 +282,7 @@ func (env *runEnv) connect(ctx context.Context, target, token, binary string) (f
 		return nil, err
 	}
 	env.client = newClient(srv.url, srv.token, env.concurrency)
+	env.server = srv
 	return func() {
 		srv.Stop()
 		if env.databaseURL != "" && !env.keep {

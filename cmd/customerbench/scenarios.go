@@ -32,6 +32,15 @@ type pool struct {
 	position  int64 // the highest position the creates answered
 	seq       atomic.Int64
 	run       string
+	idemKeys  bool // send an Idempotency-Key with every POST
+}
+
+// idem returns the Idempotency-Key header pair for a POST, or none.
+func (p *pool) idem() []string {
+	if !p.idemKeys {
+		return nil
+	}
+	return []string{"Idempotency-Key", uuid.NewString()}
 }
 
 func (p *pool) owned(w, conc int) []*poolCustomer {
@@ -51,7 +60,7 @@ type createAnswer struct {
 func (p *pool) createCustomer(ctx context.Context, c *client) (createAnswer, answer, error) {
 	i := p.seq.Add(1)
 	body := customerBody{CompanyName: companyName(i), PrimaryDomain: fmt.Sprintf("c%d-%s.example", i, p.run), Relationship: relationship(i)}
-	a, err := c.do(ctx, http.MethodPost, "/v1/customers", body, "Idempotency-Key", uuid.NewString())
+	a, err := c.do(ctx, http.MethodPost, "/v1/customers", body, p.idem()...)
 	if err != nil {
 		return createAnswer{}, a, err
 	}
@@ -80,7 +89,7 @@ func (env *runEnv) ensurePool(ctx context.Context) (*pool, error) {
 		}
 	}
 	n := max(env.customers, env.concurrency*4)
-	p := &pool{customers: make([]*poolCustomer, n), run: uuid.NewString()[:8]}
+	p := &pool{customers: make([]*poolCustomer, n), run: uuid.NewString()[:8], idemKeys: env.idemKeys}
 	var next atomic.Int64
 	var maxPos atomic.Int64
 	var firstErr error
@@ -139,7 +148,7 @@ func newWorkers(p *pool, conc int) []*worker {
 // command runs one write: 20% creates, 30% billing-profile updates with
 // If-Match (the ETag tracked from this worker's earlier answers), 25% tag
 // changes, 25% orders. POSTs carry an Idempotency-Key, as a careful client's
-// do.
+// do, unless --idempotency-keys=false.
 func (wk *worker) command(ctx context.Context, c *client, p *pool) error {
 	r := wk.rng.IntN(100)
 	if r < 20 || len(wk.owned) == 0 {
@@ -160,7 +169,7 @@ func (wk *worker) command(ctx context.Context, c *client, p *pool) error {
 		} else {
 			change["remove"] = []string{cu.tag}
 		}
-		a, err = c.do(ctx, http.MethodPost, "/v1/customers/"+cu.id+"/tags", change, "Idempotency-Key", uuid.NewString())
+		a, err = c.do(ctx, http.MethodPost, "/v1/customers/"+cu.id+"/tags", change, p.idem()...)
 		if err == nil {
 			if add := change["add"]; add != nil {
 				cu.tag = add[0]
@@ -169,7 +178,7 @@ func (wk *worker) command(ctx context.Context, c *client, p *pool) error {
 			}
 		}
 	default:
-		a, err = c.do(ctx, http.MethodPost, "/v1/customers/"+cu.id+"/orders", orderInput(p.seq.Add(1)), "Idempotency-Key", uuid.NewString())
+		a, err = c.do(ctx, http.MethodPost, "/v1/customers/"+cu.id+"/orders", orderInput(p.seq.Add(1)), p.idem()...)
 	}
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,32 @@ type server struct {
 	// stream is the JetStream stream of this run on an external NATS
 	// (deleted by Stop); "" with the embedded one.
 	stream, natsURL string
+	pprofAddr       string // "" unless profiling
+}
+
+// profile records customerd's CPU profile for d into path.
+func (s *server) profile(ctx context.Context, d time.Duration, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprofAddr, max(int(d.Seconds()), 1)), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetching the CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetching the CPU profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // serverOptions say how to start customerd.
@@ -40,16 +67,17 @@ type serverOptions struct {
 	databaseURL string // "" for the embedded store
 	natsURL     string // "" for the embedded NATS
 	dir         string // scratch directory (data dir, log, built binary)
-	stderr      io.Writer
+	profileDir  string // where CPU profiles go; "" for none
 }
 
 // findCustomerd returns the binary to run: the given path, customerd on
-// PATH, or one built from this module's source into dir.
-func findCustomerd(ctx context.Context, given, dir string) (string, error) {
-	if given != "" {
+// PATH, or one built from this module's source into dir. With profiling it
+// is always built, with pprofFile added to its main package.
+func findCustomerd(ctx context.Context, given, dir string, profiling bool) (string, error) {
+	if given != "" && !profiling {
 		return given, nil
 	}
-	if p, err := exec.LookPath("customerd"); err == nil {
+	if p, err := exec.LookPath("customerd"); err == nil && !profiling {
 		return p, nil
 	}
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
@@ -57,14 +85,44 @@ func findCustomerd(ctx context.Context, given, dir string) (string, error) {
 	if err != nil || gomod == "" || gomod == os.DevNull {
 		return "", errors.New("no customerd on PATH and not inside the module to build one: pass --customerd PATH or --url")
 	}
-	bin := filepath.Join(dir, "customerd")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/partnerhub/customers/cmd/customerd")
-	build.Dir = filepath.Dir(gomod)
+	root := filepath.Dir(gomod)
+	args := []string{"build", "-o", filepath.Join(dir, "customerd")}
+	if profiling {
+		// An overlay adds the file to the build only: the repository's
+		// customerd never serves pprof.
+		src := filepath.Join(dir, "pprof.go")
+		overlay := filepath.Join(dir, "overlay.json")
+		ov, _ := json.Marshal(map[string]any{"Replace": map[string]string{
+			filepath.Join(root, "cmd", "customerd", "zz_customerbench_pprof.go"): src}})
+		if err := errors.Join(os.WriteFile(src, []byte(pprofFile), 0o600), os.WriteFile(overlay, ov, 0o600)); err != nil {
+			return "", fmt.Errorf("writing the pprof overlay: %w", err)
+		}
+		args = append(args, "-overlay", overlay)
+	}
+	build := exec.CommandContext(ctx, "go", append(args, "github.com/partnerhub/customers/cmd/customerd")...)
+	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building customerd: %w\n%s", err, out)
 	}
-	return bin, nil
+	return filepath.Join(dir, "customerd"), nil
 }
+
+// pprofFile serves net/http/pprof on CUSTOMERBENCH_PPROF_ADDR, on a
+// listener of its own (customerd's API uses its own mux).
+const pprofFile = `package main
+
+import (
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+)
+
+func init() {
+	if addr := os.Getenv("CUSTOMERBENCH_PPROF_ADDR"); addr != "" {
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
+}
+`
 
 // freeAddr returns a loopback address with a port free right now.
 func freeAddr() (string, error) {
@@ -80,7 +138,7 @@ func freeAddr() (string, error) {
 // directory and a random bootstrap token, and waits until that token can
 // read the API.
 func startServer(ctx context.Context, o serverOptions) (*server, error) {
-	bin, err := findCustomerd(ctx, o.binary, o.dir)
+	bin, err := findCustomerd(ctx, o.binary, o.dir, o.profileDir != "")
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +161,12 @@ func startServer(ctx context.Context, o serverOptions) (*server, error) {
 	// Not CommandContext: Stop ends the process gracefully, not with a kill.
 	s.cmd = exec.Command(bin)
 	env := []string{}
+	if o.profileDir != "" {
+		if s.pprofAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		env = append(env, "CUSTOMERBENCH_PPROF_ADDR="+s.pprofAddr)
+	}
 	if o.natsURL != "" {
 		// A shared NATS server: a stream and subject root of this run's own,
 		// so neither it nor anyone else sees the other's events.
