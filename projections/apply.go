@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 
 	"github.com/partnerhub/customers/domain"
@@ -62,30 +61,39 @@ func ApplyCustomerList(ctx context.Context, w CustomerListWriter, reg *domain.Re
 		if err != nil {
 			return err
 		}
-		p := ev.PartnerID
-		switch e := e.(type) {
-		case domain.CustomerCreated:
-			err = w.CreateCustomer(ctx, p, e.CustomerID, e.Relationship, e.CompanyName, e.PrimaryDomain)
-		case domain.CustomerRelationshipAdded:
-			err = w.AddRelationship(ctx, p, e.CustomerID, e.Relationship)
-		case domain.CustomerBillingProfileUpdated:
-			if e.BillingProfile.CompanyName != "" {
-				err = w.SetCompanyName(ctx, p, e.CustomerID, e.BillingProfile.CompanyName)
-			}
-		case domain.CustomerTagAssigned:
-			err = w.AssignTag(ctx, p, e.CustomerID, e.TagID, e.Name)
-		case domain.CustomerTagUnassigned:
-			err = w.UnassignTag(ctx, p, e.CustomerID, e.TagID)
-		case domain.TagCreated:
-			err = w.CreateTag(ctx, p, e.TagID, e.Name)
-		case domain.TagRenamed:
-			err = w.RenameTag(ctx, p, e.TagID, e.NewName)
-		case domain.TagDeleted:
-			err = w.DeleteTag(ctx, p, e.TagID)
+		if err := applyCustomerEvent(ctx, w, ev, e); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("applying %s at position %d to the customer list: %w", ev.Type, ev.Position, err)
+	}
+	return nil
+}
+
+// applyCustomerEvent applies one decoded event (e nil: a type to skip).
+func applyCustomerEvent(ctx context.Context, w CustomerListWriter, ev eventstore.Event, e domain.Event) error {
+	var err error
+	p := ev.PartnerID
+	switch e := e.(type) {
+	case domain.CustomerCreated:
+		err = w.CreateCustomer(ctx, p, e.CustomerID, e.Relationship, e.CompanyName, e.PrimaryDomain)
+	case domain.CustomerRelationshipAdded:
+		err = w.AddRelationship(ctx, p, e.CustomerID, e.Relationship)
+	case domain.CustomerBillingProfileUpdated:
+		if e.BillingProfile.CompanyName != "" {
+			err = w.SetCompanyName(ctx, p, e.CustomerID, e.BillingProfile.CompanyName)
 		}
+	case domain.CustomerTagAssigned:
+		err = w.AssignTag(ctx, p, e.CustomerID, e.TagID, e.Name)
+	case domain.CustomerTagUnassigned:
+		err = w.UnassignTag(ctx, p, e.CustomerID, e.TagID)
+	case domain.TagCreated:
+		err = w.CreateTag(ctx, p, e.TagID, e.Name)
+	case domain.TagRenamed:
+		err = w.RenameTag(ctx, p, e.TagID, e.NewName)
+	case domain.TagDeleted:
+		err = w.DeleteTag(ctx, p, e.TagID)
+	}
+	if err != nil {
+		return fmt.Errorf("applying %s at position %d to the customer list: %w", ev.Type, ev.Position, err)
 	}
 	return nil
 }
@@ -175,111 +183,6 @@ func profileString(p *domain.BillingProfile) string {
 	return p.CompanyName + " <" + p.Email + ">"
 }
 
-// CustomerListState is the customer list held in memory: the rebuild folds
-// the log into it before bulk-writing, and tests use it as the oracle. It
-// implements CustomerListWriter.
-type CustomerListState struct {
-	customers map[[2]string]*memCustomer // (partner, customer)
-	tags      map[[2]string]*memTag      // (partner, tag id)
-}
-
-type memCustomer struct {
-	rels          []string
-	company, dom  string
-	tags          map[string]bool // tag ids
-	partner, id   string
-	insertedOrder int
-}
-
-type memTag struct {
-	name  string
-	count int64
-}
-
-// NewCustomerListState returns an empty list.
-func NewCustomerListState() *CustomerListState {
-	return &CustomerListState{customers: map[[2]string]*memCustomer{}, tags: map[[2]string]*memTag{}}
-}
-
-func (s *CustomerListState) CreateCustomer(_ context.Context, p, id, rel, company, dom string) error {
-	if _, ok := s.customers[[2]string{p, id}]; ok {
-		return nil
-	}
-	s.customers[[2]string{p, id}] = &memCustomer{rels: []string{rel}, company: company, dom: dom, tags: map[string]bool{}, partner: p, id: id}
-	return nil
-}
-
-func (s *CustomerListState) AddRelationship(_ context.Context, p, id, rel string) error {
-	c := s.customers[[2]string{p, id}]
-	if c == nil {
-		return nil
-	}
-	for _, r := range c.rels {
-		if r == rel {
-			return nil
-		}
-	}
-	c.rels = append(c.rels, rel)
-	return nil
-}
-
-func (s *CustomerListState) SetCompanyName(_ context.Context, p, id, name string) error {
-	if c := s.customers[[2]string{p, id}]; c != nil {
-		c.company = name
-	}
-	return nil
-}
-
-func (s *CustomerListState) CreateTag(_ context.Context, p, tagID, name string) error {
-	if _, ok := s.tags[[2]string{p, tagID}]; !ok {
-		s.tags[[2]string{p, tagID}] = &memTag{name: name}
-	}
-	return nil
-}
-
-func (s *CustomerListState) AssignTag(ctx context.Context, p, id, tagID, name string) error {
-	_ = s.CreateTag(ctx, p, tagID, name)
-	c := s.customers[[2]string{p, id}]
-	if c == nil || c.tags[tagID] {
-		return nil
-	}
-	c.tags[tagID] = true
-	s.tags[[2]string{p, tagID}].count++
-	return nil
-}
-
-func (s *CustomerListState) UnassignTag(_ context.Context, p, id, tagID string) error {
-	c := s.customers[[2]string{p, id}]
-	if c == nil || !c.tags[tagID] {
-		return nil
-	}
-	delete(c.tags, tagID)
-	if t := s.tags[[2]string{p, tagID}]; t != nil {
-		t.count--
-	}
-	return nil
-}
-
-func (s *CustomerListState) RenameTag(_ context.Context, p, tagID, name string) error {
-	if t := s.tags[[2]string{p, tagID}]; t != nil {
-		t.name = name
-	}
-	return nil
-}
-
-func (s *CustomerListState) DeleteTag(_ context.Context, p, tagID string) error {
-	if s.tags[[2]string{p, tagID}] == nil {
-		return nil
-	}
-	delete(s.tags, [2]string{p, tagID})
-	for _, c := range s.customers {
-		if c.partner == p {
-			delete(c.tags, tagID)
-		}
-	}
-	return nil
-}
-
 // CustomerRow is one stored row of the list, with what the backends index.
 type CustomerRow struct {
 	PartnerID string
@@ -294,69 +197,10 @@ func SearchText(companyName, primaryDomain, customerID string) string {
 	return Fold(companyName) + "\n" + primaryDomain + "\n" + Fold(customerID)
 }
 
-// Rows returns every row, ordered by partner, folded company name, id and
-// relationship (the export order).
-func (s *CustomerListState) Rows() []CustomerRow {
-	var out []CustomerRow
-	for _, c := range s.customers {
-		var ids, names []string
-		for tid := range c.tags {
-			ids = append(ids, tid)
-		}
-		sort.Slice(ids, func(i, j int) bool {
-			return s.tags[[2]string{c.partner, ids[i]}].name < s.tags[[2]string{c.partner, ids[j]}].name
-		})
-		for _, tid := range ids {
-			names = append(names, s.tags[[2]string{c.partner, tid}].name)
-		}
-		if names == nil {
-			names = []string{}
-		}
-		for _, r := range c.rels {
-			out = append(out, CustomerRow{PartnerID: c.partner, TagIDs: ids, CustomerItem: CustomerItem{
-				ID: c.id, Relationship: r, CompanyName: c.company, PrimaryDomain: c.dom, Tags: names,
-			}})
-		}
-	}
-	for i := range out {
-		out[i].CompanyKey = Fold(out[i].CompanyName)
-	}
-	sort.Slice(out, func(i, j int) bool { return lessExport(out[i], out[j]) })
-	return out
-}
-
-func lessExport(a, b CustomerRow) bool {
-	if a.PartnerID != b.PartnerID {
-		return a.PartnerID < b.PartnerID
-	}
-	if a.CompanyKey != b.CompanyKey {
-		return a.CompanyKey < b.CompanyKey
-	}
-	if a.ID != b.ID {
-		return a.ID < b.ID
-	}
-	return a.Relationship < b.Relationship
-}
-
 // StoredTag is one catalog row.
 type StoredTag struct {
 	PartnerID string
 	TagCount
-}
-
-// Tags returns the catalog ordered by partner and name.
-func (s *CustomerListState) Tags() []StoredTag {
-	var out []StoredTag
-	for k, t := range s.tags {
-		out = append(out, StoredTag{PartnerID: k[0], TagCount: TagCount{ID: k[1], Name: t.name, CustomerCount: t.count}})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].PartnerID != out[j].PartnerID {
-			return out[i].PartnerID < out[j].PartnerID
-		}
-		return out[i].Name < out[j].Name
-	})
-	return out
 }
 
 // MemNames is an in-memory CustomerNames, for rebuilds and replays.

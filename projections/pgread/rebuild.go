@@ -1,0 +1,161 @@
+package pgread
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/partnerhub/customers/eventstore"
+	"github.com/partnerhub/customers/projections"
+)
+
+// Rebuild folds the whole log in memory (reading, decoding and folding
+// overlap), COPYs the result into fresh tables, indexes them, and swaps
+// them in (see DB.swap).
+func (c *CustomerList) Rebuild(ctx context.Context, store eventstore.Store, progress func(done, total int64)) error {
+	t0 := time.Now()
+	state, rebuilt, err := projections.FoldCustomerList(ctx, store, c.db.reg, progress)
+	if err != nil {
+		return fmt.Errorf("rebuilding customer list: %w", err)
+	}
+	phase("fold", t0)
+	if err := c.load(ctx, state); err != nil {
+		return fmt.Errorf("rebuilding customer list: %w", err)
+	}
+	t0 = time.Now()
+	defer phase("swap", t0)
+	return c.db.swap(ctx, c.Name(), rebuilt, customerTables, customerIndexes, store, func(tx pgx.Tx, evs []eventstore.Event) error {
+		return projections.ApplyCustomerList(ctx, &customerWriter{tx: tx, sfx: "_new"}, c.db.reg, evs)
+	})
+}
+
+func phase(name string, t0 time.Time) {
+	if os.Getenv("REBUILD_PHASES") != "" {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, time.Since(t0))
+	}
+}
+
+// rebuildIndexMem is maintenance_work_mem for the rebuild's index builds:
+// a GIN build that fits in memory is several times faster than one that
+// spills.
+const rebuildIndexMem = "256MB"
+
+// load writes state into the _new tables with COPY (the three tables at
+// once, each on its own connection), then indexes them, again in parallel
+// (indexing after loading is several times faster than during).
+func (c *CustomerList) load(ctx context.Context, state *projections.CustomerListState) error {
+	t0 := time.Now()
+	var drop []string
+	for _, t := range customerTables {
+		drop = append(drop, `DROP TABLE IF EXISTS `+t+`_new`)
+	}
+	if err := execAll(ctx, c.db.pool, append(drop, customerTableDDL("_new")...)); err != nil {
+		return err
+	}
+	type custRow struct {
+		c   *projections.StateCustomer
+		rel string
+	}
+	type tagRow struct{ p, id, tag string }
+	var (
+		custs    []custRow
+		assigned []tagRow
+	)
+	for sc := range state.Customers() {
+		sc := *sc
+		for _, r := range sc.Relationships {
+			custs = append(custs, custRow{&sc, r})
+		}
+		for _, t := range sc.TagIDs {
+			assigned = append(assigned, tagRow{sc.PartnerID, sc.ID, t})
+		}
+	}
+	catalog := state.Tags()
+	phase("rows", t0)
+	t0 = time.Now()
+	buf := make([][]any, 3) // one reused row per COPY: pgx encodes each row before asking for the next
+	copies := []struct {
+		table string
+		cols  []string
+		n     int
+		row   func(i int, dst []any) []any
+	}{
+		{"rm_customers_new", []string{"partner_id", "customer_id", "relationship", "company_name", "company_key", "primary_domain", "search_text"},
+			len(custs), func(i int, dst []any) []any {
+				r := custs[i]
+				return append(dst[:0], r.c.PartnerID, r.c.ID, r.rel, r.c.CompanyName, r.c.CompanyKey, r.c.PrimaryDomain, r.c.SearchText)
+			}},
+		{"rm_customer_tags_new", []string{"partner_id", "customer_id", "tag_id"}, len(assigned), func(i int, dst []any) []any {
+			return append(dst[:0], assigned[i].p, assigned[i].id, assigned[i].tag)
+		}},
+		{"rm_tags_new", []string{"partner_id", "tag_id", "name", "name_folded", "customer_count"}, len(catalog), func(i int, dst []any) []any {
+			t := catalog[i]
+			return append(dst[:0], t.PartnerID, t.ID, t.Name, projections.Fold(t.Name), t.CustomerCount)
+		}},
+	}
+	errs := make([]error, len(copies))
+	var wg sync.WaitGroup
+	for k, cp := range copies {
+		wg.Go(func() {
+			src := pgx.CopyFromSlice(cp.n, func(i int) ([]any, error) {
+				buf[k] = cp.row(i, buf[k])
+				return buf[k], nil
+			})
+			if _, err := c.db.pool.CopyFrom(ctx, pgx.Identifier{cp.table}, cp.cols, src); err != nil {
+				errs[k] = fmt.Errorf("copying into %s: %w", cp.table, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	phase("copy", t0)
+	t0 = time.Now()
+	defer phase("index", t0)
+	return c.indexParallel(ctx, customerIndexDDL("_new", c.db.trgm), 2)
+}
+
+// indexParallel runs the index statements on n connections at once, each
+// in a transaction with a larger maintenance_work_mem. Statements on one
+// table may wait for each other's locks; none waits on two tables, so they
+// cannot deadlock.
+func (c *CustomerList) indexParallel(ctx context.Context, stmts []string, n int) error {
+	next := make(chan string, len(stmts))
+	for _, s := range stmts {
+		next <- s
+	}
+	close(next)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for k := range n {
+		wg.Go(func() {
+			for s := range next {
+				err := pgx.BeginFunc(ctx, c.db.pool, func(tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '`+rebuildIndexMem+`'`); err != nil {
+						return err
+					}
+					_, err := tx.Exec(ctx, s)
+					return err
+				})
+				if err != nil {
+					errs[k] = fmt.Errorf("executing %q: %w", s, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/partnerhub/customers/domain"
+	"github.com/partnerhub/customers/eventstore"
+)
+
+// rebuildPage is how many events a rebuild asks the store for at a time:
+// large enough that round trips do not dominate, small enough that a few
+// pages in flight stay a few megabytes.
+const rebuildPage = 10000
+
+// CustomerListTypes are the event types the customer list reacts to; a
+// rebuild reads only these from the log.
+func CustomerListTypes() []string {
+	return []string{
+		domain.TypeCustomerCreated, domain.TypeCustomerRelationshipAdded, domain.TypeCustomerBillingProfileUpdated,
+		domain.TypeCustomerTagAssigned, domain.TypeCustomerTagUnassigned,
+		domain.TypeTagCreated, domain.TypeTagRenamed, domain.TypeTagDeleted,
+	}
+}
+
+// FoldCustomerList replays the log up to the head seen at the start into a
+// fresh CustomerListState. Reading, decoding and folding overlap: one
+// goroutine reads the next pages while others decode (one page each) and
+// the caller's goroutine folds pages in log order. It returns the state and
+// the position it covers; progress, if not nil, sees (position reached,
+// head) after each page.
+func FoldCustomerList(ctx context.Context, store eventstore.Store, reg *domain.Registry, progress func(done, total int64)) (*CustomerListState, int64, error) {
+	head, err := store.Head(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the log's head: %w", err)
+	}
+	if progress == nil {
+		progress = func(int64, int64) {}
+	}
+	state := NewCustomerListState()
+	err = replayDecoded(ctx, store, reg, head, CustomerListTypes(), func(evs []eventstore.Event, decoded []domain.Event) error {
+		for i, ev := range evs {
+			if err := applyCustomerEvent(ctx, state, ev, decoded[i]); err != nil {
+				return err
+			}
+		}
+		progress(evs[len(evs)-1].Position, head)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	progress(head, head)
+	return state, head, nil
+}
+
+// decodeJob is one page of the log on its way from the reader through a
+// decoder to the folder.
+type decodeJob struct {
+	evs     []eventstore.Event
+	decoded []domain.Event
+	err     error
+	done    chan struct{}
+}
+
+// replayDecoded calls apply with each page of events of the given types up
+// to upTo, decoded, in log order. Reading and decoding run ahead of apply
+// by a few pages.
+func replayDecoded(ctx context.Context, store eventstore.Store, reg *domain.Registry, upTo int64, types []string,
+	apply func([]eventstore.Event, []domain.Event) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := max(1, runtime.GOMAXPROCS(0))
+	ordered := make(chan *decodeJob, workers+1) // pages in log order, for apply
+	work := make(chan *decodeJob, workers+1)    // the same pages, for the decoders
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range work {
+				j.decoded = make([]domain.Event, len(j.evs))
+				for i, ev := range j.evs {
+					if j.decoded[i], j.err = Decode(reg, ev); j.err != nil {
+						break
+					}
+				}
+				close(j.done)
+			}
+		})
+	}
+	var readErr error
+	wg.Go(func() {
+		defer close(ordered)
+		defer close(work)
+		readErr = readPages(ctx, store, upTo, types, func(evs []eventstore.Event) bool {
+			j := &decodeJob{evs: evs, done: make(chan struct{})}
+			select {
+			case ordered <- j:
+			case <-ctx.Done():
+				return false
+			}
+			work <- j // never blocks longer than a decoder takes: it has as much room as ordered
+			return true
+		})
+	})
+	var err error
+	for j := range ordered {
+		if err != nil {
+			continue // drain, so the reader can finish
+		}
+		<-j.done
+		if err = j.err; err == nil {
+			err = apply(j.evs, j.decoded)
+		}
+		if err != nil {
+			cancel()
+		}
+	}
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return readErr
+}
+
+// readPages reads events of the given types after 0 up to upTo in pages
+// and hands each to page, stopping early when page returns false.
+func readPages(ctx context.Context, store eventstore.Store, upTo int64, types []string, page func([]eventstore.Event) bool) error {
+	for after := int64(0); after < upTo; {
+		evs, err := store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: rebuildPage, Types: types})
+		if err != nil {
+			return fmt.Errorf("reading the log after %d: %w", after, err)
+		}
+		n := len(evs)
+		for n > 0 && evs[n-1].Position > upTo {
+			n--
+		}
+		if n > 0 && !page(evs[:n]) {
+			return ctx.Err()
+		}
+		if n == 0 || n < len(evs) {
+			return nil
+		}
+		after = evs[n-1].Position
+	}
+	return nil
+}
