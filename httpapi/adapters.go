@@ -197,8 +197,11 @@ func (r ReadSide) ExportActivity(ctx context.Context, partnerID string, q Activi
 }
 
 // StoreFeed serves GET /v1/events from the event store, as the envelopes the
-// relay publishes.
-type StoreFeed struct{ Store eventstore.Store }
+// relay publishes. PublicData, if set, is the same filter the relay applies.
+type StoreFeed struct {
+	Store      eventstore.Store
+	PublicData func(eventType string, data []byte) []byte
+}
 
 func (f StoreFeed) Events(ctx context.Context, partnerID string, after int64, limit int) ([]json.RawMessage, int64, error) {
 	evs, err := f.Store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: limit, PartnerID: partnerID})
@@ -208,6 +211,9 @@ func (f StoreFeed) Events(ctx context.Context, partnerID string, after int64, li
 	items := make([]json.RawMessage, 0, len(evs))
 	next := after
 	for _, e := range evs {
+		if f.PublicData != nil {
+			e.Data = f.PublicData(e.Type, e.Data)
+		}
 		b, err := json.Marshal(relay.NewEnvelope(e))
 		if err != nil {
 			return nil, 0, fmt.Errorf("encoding event at position %d: %w", e.Position, err)

@@ -115,7 +115,8 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 	a.Relay, err = relay.New(a.Store, a.Store, a.NATS, relay.Options{
-		Stream: cfg.NATSStream, SubjectRoot: cfg.NATSSubjectRoot, Logger: log.With("component", "relay")})
+		Stream: cfg.NATSStream, SubjectRoot: cfg.NATSSubjectRoot, PublicData: domain.PublicData,
+		Logger: log.With("component", "relay")})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +161,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	read := httpapi.ReadSide{List: db.list, Log: db.log}
 	srv, err := httpapi.New(httpapi.Config{
 		Commands: write, Customers: write, CustomerList: read, Activity: read,
-		Events: httpapi.StoreFeed{Store: a.Store}, Users: users, Idempotency: db.idempotency,
+		Events: httpapi.StoreFeed{Store: a.Store, PublicData: domain.PublicData}, Users: users, Idempotency: db.idempotency,
 		ListWaiter:     httpapi.ProjectionWaiter{W: waiter, Name: projections.CustomerListName},
 		ActivityWaiter: httpapi.ProjectionWaiter{W: waiter, Name: projections.ActivityLogName},
 		Ready:          a.ready,

@@ -229,6 +229,14 @@ func checkRunningService(t *testing.T, base string, position int64) {
 		rz.Checks["projector customer_list"] != "ok" || rz.Checks["projector activity_log"] != "ok" || rz.Checks["relay"] != "ok" {
 		t.Fatalf("/readyz: %d %s", ready.status, ready.body)
 	}
+	// The bootstrap user's token hash stays inside the service.
+	feed := call(t, "GET", base+"/v1/events?after=0&limit=10", bootstrapToken, "")
+	if feed.status != http.StatusOK || !strings.Contains(string(feed.body), `"user.created"`) {
+		t.Fatalf("/v1/events: %d %s", feed.status, feed.body)
+	}
+	if strings.Contains(string(feed.body), "tokenHash") {
+		t.Errorf("the event feed publishes a token hash: %s", feed.body)
+	}
 	m := call(t, "GET", base+"/metrics", "", "")
 	if m.status != http.StatusOK {
 		t.Fatalf("/metrics: %d", m.status)

@@ -49,6 +49,9 @@ type Options struct {
 	RetryMin       time.Duration // first back-off after an error (default 100 ms)
 	RetryMax       time.Duration // longest back-off (default 5 s)
 	Logger         *slog.Logger  // nil discards
+	// PublicData, if set, rewrites an event's data before it is published,
+	// so that fields private to the service never reach subscribers.
+	PublicData func(eventType string, data []byte) []byte
 }
 
 func (o *Options) defaults() {
@@ -265,6 +268,9 @@ func (r *Relay) publish(ctx context.Context, events []eventstore.Event, nextSeq 
 }
 
 func (r *Relay) message(e eventstore.Event) (*nats.Msg, error) {
+	if r.opts.PublicData != nil {
+		e.Data = r.opts.PublicData(e.Type, e.Data)
+	}
 	body, err := json.Marshal(NewEnvelope(e))
 	if err != nil {
 		return nil, fmt.Errorf("relay: encoding event %s: %w", e.ID, err)

@@ -329,3 +329,37 @@ func TestSubject(t *testing.T) {
 		}
 	}
 }
+
+func TestPublicDataRewritesWhatIsPublished(t *testing.T) {
+	ctx := context.Background()
+	nc, opts := sharedNATS(t)
+	opts.PublicData = func(eventType string, data []byte) []byte {
+		if eventType == "user.created" {
+			return []byte(`{"userId":"u-1"}`)
+		}
+		return data
+	}
+	s := newMemStore()
+	for _, typ := range []string{"user.created", "tag.created"} {
+		if _, err := s.Append(ctx, eventstore.AppendRequest{StreamID: "s-" + typ, Events: []eventstore.NewEvent{{
+			ID: uuid.New(), Type: typ, Data: []byte(`{"userId":"u-1","tokenHash":"secret"}`), Metadata: eventstore.Metadata{PartnerID: "p"},
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := start(t, s, nc, opts)
+	waitPosition(t, r.r, 2)
+	msgs := streamContents(t, nc, opts.Stream)
+	if len(msgs) != 2 {
+		t.Fatalf("stream holds %d messages, want 2", len(msgs))
+	}
+	var user, tag struct{ Data map[string]any }
+	_ = json.Unmarshal(msgs[0].Data, &user)
+	_ = json.Unmarshal(msgs[1].Data, &tag)
+	if _, ok := user.Data["tokenHash"]; ok || user.Data["userId"] != "u-1" {
+		t.Errorf("user.created published as %v, want the rewritten data", user.Data)
+	}
+	if tag.Data["tokenHash"] != "secret" {
+		t.Errorf("tag.created published as %v, want it unchanged", tag.Data)
+	}
+}
