@@ -36,7 +36,7 @@ type Options struct {
 	// arrives; default 500ms.
 	PollInterval time.Duration
 	// BulkThreshold: appends of at least this many events take the COPY
-	// path; default 256.
+	// path; default 100.
 	BulkThreshold int
 	// BeforeCommit, a test hook, runs inside every append transaction after
 	// its events are written and before it commits; an error rolls the
@@ -80,7 +80,7 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 		opts.PollInterval = 500 * time.Millisecond
 	}
 	if opts.BulkThreshold <= 0 {
-		opts.BulkThreshold = 256
+		opts.BulkThreshold = 100
 	}
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
