@@ -313,6 +313,9 @@ func (r *reporter) add(res Result) {
 	for k, v := range res.Extra {
 		line[k] = v
 	}
+	if _, ok := line["unit"]; !ok {
+		line["unit"] = "ops/s"
+	}
 	line["scenario"] = res.Scenario
 	line["throughput"] = res.Throughput
 	line["p50_ms"] = ms(res.P50)
