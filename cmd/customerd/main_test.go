@@ -91,6 +91,7 @@ func startBinary(t *testing.T, bin string, env ...string) *process {
 		t.Fatal(err)
 	}
 	p := &process{cmd: cmd, lines: make(chan map[string]any, 1000), done: make(chan error, 1)}
+	exited := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -98,7 +99,11 @@ func startBinary(t *testing.T, bin string, env ...string) *process {
 			if json.Unmarshal(sc.Bytes(), &m) != nil {
 				m = map[string]any{"msg": sc.Text()}
 			}
-			t.Logf("customerd: %s", sc.Text())
+			// Access-log lines of answered requests would drown the rest
+			// under load; server errors are still shown.
+			if m["msg"] != "http request" || m["level"] == "ERROR" {
+				t.Logf("customerd: %s", sc.Text())
+			}
 			select {
 			case p.lines <- m:
 			default:
@@ -106,8 +111,16 @@ func startBinary(t *testing.T, bin string, env ...string) *process {
 		}
 		close(p.lines)
 		p.done <- cmd.Wait()
+		close(exited)
 	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		// The reader logs through t: it must be done before the test is.
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+		}
+	})
 	return p
 }
 
