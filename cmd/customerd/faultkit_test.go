@@ -218,6 +218,8 @@ type attempt struct {
 	key      string // kind ":" marker, e.g. "billing:B w1 n7"
 	status   int    // 0: no answer (connection refused or cut)
 	position int64  // from a 2xx answer
+	tries    int    // sent this many times with one Idempotency-Key
+	firstErr error  // why it was sent again
 	answered time.Time
 	err      error
 }
@@ -229,6 +231,7 @@ func (a attempt) rejected() bool { return a.status >= 400 && a.status < 500 }
 // billing profile (GET, then PUT with If-Match), a new tag, an order, the
 // second relationship. Every command carries a marker of its own.
 type load struct {
+	retry5xx bool
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -239,9 +242,12 @@ type load struct {
 // still stops it in its cleanup).
 const loadLimit = 10 * time.Minute
 
-func startLoad(t *testing.T, base string, workers int) *load {
+// startLoad starts the workers. With retry5xx a POST answered 5xx is sent
+// again with its Idempotency-Key; without, only a POST that got no answer
+// at all is.
+func startLoad(t *testing.T, base string, workers int, retry5xx bool) *load {
 	ctx, cancel := context.WithTimeout(context.Background(), loadLimit)
-	l := &load{stop: cancel}
+	l := &load{stop: cancel, retry5xx: retry5xx}
 	for w := range workers {
 		l.wg.Go(func() { l.worker(ctx, base, w) })
 	}
@@ -266,22 +272,46 @@ func (l *load) record(a attempt) {
 func (l *load) worker(ctx context.Context, base string, w int) {
 	c := httpClient()
 	defer c.CloseIdleConnections()
+	// command sends one command. A POST carries an Idempotency-Key and,
+	// like a careful client, is sent again with it while its outcome is
+	// unknown (no answer, 5xx if retry5xx, or the first try still in
+	// progress: a few times, as a crashed first try holds the key for a
+	// minute).
 	command := func(key, method, path, body string, headers ...string) attempt {
-		code, _, b, err := send(c, method, base+path, body, headers...)
-		a := attempt{key: key, status: code, err: err}
-		if a.acked() {
-			var p struct{ Position int64 }
-			if json.Unmarshal(b, &p) != nil || p.Position == 0 {
-				a.err = fmt.Errorf("answer %d without a position: %s", code, b)
+		if method == "POST" {
+			headers = append(headers, "Idempotency-Key", uuid.NewString())
+		}
+		var a attempt
+		for try := 0; ; try++ {
+			code, _, b, err := send(c, method, base+path, body, headers...)
+			first := a.firstErr
+			a = attempt{key: key, status: code, err: err, tries: try + 1, firstErr: first}
+			if a.acked() {
+				var p struct{ Position int64 }
+				if json.Unmarshal(b, &p) != nil || p.Position == 0 {
+					a.err = fmt.Errorf("answer %d without a position: %s", code, b)
+				}
+				a.position = p.Position
+			} else if err == nil {
+				a.err = fmt.Errorf("answer %d: %s", code, b)
 			}
-			a.position = p.Position
-		} else if err == nil {
-			a.err = fmt.Errorf("answer %d: %s", code, b)
+			inProgress := code == http.StatusConflict && strings.Contains(string(b), "request-in-progress")
+			if err == nil && code < 500 && !inProgress {
+				break
+			}
+			if a.firstErr == nil {
+				a.firstErr = a.err
+			}
+			if inProgress {
+				a.status = 0 // not a rejection: the first try's outcome is still unknown
+			}
+			if method != "POST" || try >= 30 || ctx.Err() != nil ||
+				(inProgress && try >= 3) || (err == nil && code >= 500 && !l.retry5xx) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // the service is down: don't spin
 		}
 		l.record(a)
-		if err != nil || code >= 500 {
-			time.Sleep(20 * time.Millisecond) // the service is down: don't spin
-		}
 		return a
 	}
 	var cust string
@@ -398,8 +428,11 @@ func readEvents(ctx context.Context, t *testing.T, dbURL string) []storedEvent {
 }
 
 // summary counts the attempts by outcome.
-func summary(attempts []attempt) (acked, rejected, unknown int) {
+func summary(attempts []attempt) (acked, rejected, unknown, retried int) {
 	for _, a := range attempts {
+		if a.tries > 1 {
+			retried++
+		}
 		switch {
 		case a.acked():
 			acked++
@@ -431,8 +464,16 @@ func (f *faultEnv) verify(t *testing.T, attempts []attempt) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	acked, rejected, unknown := summary(attempts)
-	t.Logf("%d commands: %d answered 2xx, %d 4xx, %d without an answer or 5xx", len(attempts), acked, rejected, unknown)
+	acked, rejected, unknown, retried := summary(attempts)
+	t.Logf("%d commands: %d answered 2xx, %d 4xx, %d without an answer or 5xx in the end; %d sent more than once",
+		len(attempts), acked, rejected, unknown, retried)
+	logged := 0
+	for _, a := range attempts {
+		if (a.tries > 1 || !a.acked()) && logged < 20 {
+			logged++
+			t.Logf("%s: %d tries, last answer %d %v; first failure: %v", a.key, a.tries, a.status, a.err, a.firstErr)
+		}
+	}
 	if acked < 20 {
 		t.Fatalf("only %d commands succeeded: the load proves nothing", acked)
 	}
