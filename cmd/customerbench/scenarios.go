@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 )
 
 // poolCustomer is a customer created before the measured run. Worker w
@@ -241,6 +243,12 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 		return Result{}, err
 	}
 	c := env.client
+	published, stopWatch, err := watchCreates(ctx, env.server)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stopWatch()
+	relayRec := &recorder{}
 	interval := time.Duration(float64(time.Second) / env.rate)
 	// Enough in flight for the rate at a lag of a second; beyond that the
 	// server is not keeping up and starting more would only add queueing.
@@ -297,6 +305,9 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			cmdRec.ok(answered.Sub(t0))
+			if at, ok := published.Load(ca.ID); ok {
+				relayRec.ok(max(at.(time.Time).Sub(answered), 0))
+			}
 			if err != nil {
 				lagRec.fail(err)
 				return
@@ -314,7 +325,44 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 	res.Extra["command_p50_ms"] = ms(cmd.P50)
 	res.Extra["command_p99_ms"] = ms(cmd.P99)
 	res.Extra["late_starts"] = late.Load()
+	if relayRec.ops > 0 {
+		rl := summarize("lag-relay", 0, elapsed, []*recorder{relayRec})
+		res.Extra["relay_p50_ms"] = ms(rl.P50)
+		res.Extra["relay_p99_ms"] = ms(rl.P99)
+	}
 	return res, nil
+}
+
+// watchCreates subscribes to the customer.created events a started
+// customerd publishes and records when each customer's arrived, so the lag
+// splits into the relay's leg (store to NATS) and the projector's (NATS to
+// the list). Nothing is watched against --url.
+func watchCreates(ctx context.Context, srv *server) (*sync.Map, func(), error) {
+	seen := &sync.Map{}
+	if srv == nil {
+		return seen, func() {}, nil
+	}
+	nc, err := nats.Connect(srv.eventsURL, nats.Name("customerbench"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to the events' NATS: %w", err)
+	}
+	_, err = nc.Subscribe(srv.subjectRoot+".*.customer.created", func(m *nats.Msg) {
+		at := time.Now()
+		var env struct {
+			Subject string `json:"subject"`
+		}
+		if json.Unmarshal(m.Data, &env) == nil && env.Subject != "" {
+			seen.Store(env.Subject, at)
+		}
+	})
+	if err == nil {
+		err = nc.Flush()
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("subscribing to the events: %w", err)
+	}
+	return seen, nc.Close, nil
 }
 
 // countingWriter counts what the export sends.

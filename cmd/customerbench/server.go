@@ -20,6 +20,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/partnerhub/customers/eventstore/relay"
 )
 
 // server is a customerd process this tool started.
@@ -34,6 +36,9 @@ type server struct {
 	// (deleted by Stop); "" with the embedded one.
 	stream, natsURL string
 	pprofAddr       string // "" unless profiling
+	// eventsURL and subjectRoot say where the events are published, so
+	// the lag scenario can time the relay's leg on its own.
+	eventsURL, subjectRoot string
 }
 
 // profile records customerd's CPU profile for d into path.
@@ -172,7 +177,10 @@ func startServer(ctx context.Context, o serverOptions) (*server, error) {
 		// so neither it nor anyone else sees the other's events.
 		s.stream = "CUSTOMERBENCH_" + hex.EncodeToString(tok[:6])
 		s.natsURL = o.natsURL
-		env = append(env, "CUSTOMERD_NATS_STREAM="+s.stream, "CUSTOMERD_NATS_SUBJECT_ROOT="+strings.ToLower(s.stream))
+		s.eventsURL, s.subjectRoot = o.natsURL, strings.ToLower(s.stream)
+		env = append(env, "CUSTOMERD_NATS_STREAM="+s.stream, "CUSTOMERD_NATS_SUBJECT_ROOT="+s.subjectRoot)
+	} else {
+		s.eventsURL, s.subjectRoot = "nats://"+natsAddr, relay.DefaultSubjectRoot
 	}
 	s.cmd.Env = append(append(withoutCustomerdEnv(os.Environ()), env...),
 		"CUSTOMERD_ADDR="+httpAddr,
