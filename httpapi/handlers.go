@@ -474,12 +474,15 @@ func (s *Server) exportCustomers(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
+// maxActivityRange is the longest from..to an activity query may span.
+const maxActivityRange = 366 * 24 * time.Hour
+
 func (s *Server) activityQuery(r *http.Request) (ActivityQuery, error) {
 	q := r.URL.Query()
 	var aq ActivityQuery
 	var err error
-	now := s.now().UTC()
-	aq.To, aq.From = now, now.AddDate(0, 0, -30)
+	// Default: the 30 days before to (before now when to is not given).
+	aq.To = s.now().UTC()
 	for _, p := range []struct {
 		name string
 		dst  *time.Time
@@ -492,8 +495,15 @@ func (s *Server) activityQuery(r *http.Request) (ActivityQuery, error) {
 			*p.dst = t.UTC()
 		}
 	}
+	if aq.From.IsZero() {
+		aq.From = aq.To.AddDate(0, 0, -30)
+	}
 	if aq.From.After(aq.To) {
 		return aq, badParam("from", "must not be after to")
+	}
+	// A bound on the range keeps one request from scanning years of log.
+	if aq.To.Sub(aq.From) > maxActivityRange {
+		return aq, badParam("from", "the range from..to must not exceed 366 days")
 	}
 	if c := q.Get("customerId"); c != "" {
 		u, err := uuid.Parse(c)

@@ -167,9 +167,12 @@ func (w *customerWriter) DeleteTag(ctx context.Context, p, tagID string) error {
 	return err
 }
 
+// tagsOfRow is a row's tag names, sorted. rm_customer_tags.customer_id has
+// the default collation and rm_customers' has "C": the COLLATE makes the
+// comparison the index's own, else every row scans all the partner's tags.
 const tagsOfRow = `COALESCE((SELECT array_agg(t.name ORDER BY t.name) FROM rm_customer_tags ct
 	JOIN rm_tags t ON t.partner_id = ct.partner_id AND t.tag_id = ct.tag_id
-	WHERE ct.partner_id = c.partner_id AND ct.customer_id = c.customer_id), '{}')`
+	WHERE ct.partner_id = c.partner_id AND ct.customer_id = c.customer_id COLLATE "default"), '{}')`
 
 // SearchCustomers answers GET /v1/customers: substring search, filters,
 // sort and keyset pagination (see projections.SearchParams).
@@ -178,31 +181,56 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	if err != nil {
 		return projections.CustomerPage{}, err
 	}
+	// Tags are resolved to ids first (the catalog is small): a customer's
+	// tags are then probes of rm_customer_tags' indexes, and a search that
+	// matches no tag name skips the tag tables altogether.
+	matched, filters, err := c.resolveTags(ctx, partnerID, q)
+	if err != nil {
+		return projections.CustomerPage{}, fmt.Errorf("searching customers: %w", err)
+	}
 	args := []any{partnerID}
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
 	where := []string{"c.partner_id = $1"}
-	const tagMatch = `EXISTS (SELECT 1 FROM rm_customer_tags ct JOIN rm_tags t ON t.partner_id = ct.partner_id AND t.tag_id = ct.tag_id
-		WHERE ct.partner_id = c.partner_id AND ct.customer_id = c.customer_id AND t.name_folded `
+	holders := func(ids []string) string {
+		return `SELECT ct.customer_id COLLATE "C" FROM rm_customer_tags ct WHERE ct.partner_id = $1 AND ct.tag_id = ANY(` + arg(ids) + `::text[])`
+	}
 	if q.Pattern != "" {
-		pat := arg(q.Pattern)
+		var pat string // a parameter only where used: PostgreSQL must infer its type
+		if q.SearchBy != projections.SearchTag {
+			pat = arg(q.Pattern)
+		}
 		switch q.SearchBy {
 		case projections.SearchAll:
-			where = append(where, "(c.search_text LIKE "+pat+" OR "+tagMatch+"LIKE "+pat+"))")
+			if len(matched) == 0 {
+				where = append(where, "c.search_text LIKE "+pat)
+			} else {
+				// A UNION, not an OR: each side keeps its own index.
+				where = append(where, "c.customer_id IN (SELECT customer_id FROM rm_customers WHERE partner_id = $1 AND search_text LIKE "+pat+
+					" UNION "+holders(matched)+")")
+			}
 		case projections.SearchCompanyName:
 			where = append(where, "c.company_key LIKE "+pat)
 		case projections.SearchDomain:
 			where = append(where, "c.primary_domain LIKE "+pat)
 		case projections.SearchID:
-			where = append(where, "lower(c.customer_id) LIKE "+pat)
+			// search_text ends with the folded id: its trigram index narrows
+			// the rows, the id check keeps only id matches.
+			where = append(where, "c.search_text LIKE "+pat+" AND lower(c.customer_id) LIKE "+pat)
 		case projections.SearchTag:
-			where = append(where, tagMatch+"LIKE "+pat+")")
+			if len(matched) == 0 {
+				return projections.CustomerPage{Items: []projections.CustomerItem{}}, nil
+			}
+			where = append(where, "c.customer_id IN ("+holders(matched)+")")
 		}
+	}
+	for _, ids := range filters {
+		if len(ids) == 0 {
+			return projections.CustomerPage{Items: []projections.CustomerItem{}}, nil
+		}
+		where = append(where, "c.customer_id IN ("+holders(ids)+")")
 	}
 	if q.Relationship != "" {
 		where = append(where, "c.relationship = "+arg(q.Relationship))
-	}
-	for _, t := range q.TagsFolded {
-		where = append(where, tagMatch+"= "+arg(t)+")")
 	}
 	key, cmp, dir := "c.company_key", ">", "ASC"
 	if strings.TrimPrefix(q.Sort, "-") == projections.SortDomain {
@@ -226,6 +254,43 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		return projections.CustomerPage{}, fmt.Errorf("searching customers: %w", err)
 	}
 	return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, nil
+}
+
+// resolveTags returns the ids of the tags whose folded name contains the
+// search text (for searchBy all and tag), and for each tag filter the ids
+// of the tags of that folded name (none: nothing can match).
+func (c *CustomerList) resolveTags(ctx context.Context, partnerID string, q projections.SearchQuery) (matched []string, filters [][]string, err error) {
+	pattern := ""
+	if q.SearchBy == projections.SearchAll || q.SearchBy == projections.SearchTag {
+		pattern = q.Pattern
+	}
+	if pattern == "" && len(q.TagsFolded) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := c.db.pool.Query(ctx, `SELECT tag_id, name_folded, $2::text <> '' AND name_folded LIKE $2 FROM rm_tags
+		WHERE partner_id = $1 AND (($2::text <> '' AND name_folded LIKE $2) OR name_folded = ANY($3::text[]))`, partnerID, pattern, q.TagsFolded)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resolving tags: %w", err)
+	}
+	var (
+		id, name string
+		hit      bool
+	)
+	byName := map[string][]string{}
+	if _, err := pgx.ForEachRow(rows, []any{&id, &name, &hit}, func() error {
+		if hit {
+			matched = append(matched, id)
+		}
+		byName[name] = append(byName[name], id)
+		return nil
+	}); err != nil {
+		return nil, nil, fmt.Errorf("resolving tags: %w", err)
+	}
+	filters = make([][]string, len(q.TagsFolded))
+	for i, t := range q.TagsFolded {
+		filters[i] = byName[t]
+	}
+	return matched, filters, nil
 }
 
 func scanItem(row pgx.CollectableRow) (projections.CustomerItem, error) {
