@@ -318,6 +318,15 @@ func (c *CustomerList) ListTags(ctx context.Context, partnerID string) ([]projec
 	return tags, nil
 }
 
+// exportSQL is the partner's ($1) whole list in export order. The tags are
+// aggregated once per partner and merged in, rather than looked up per row.
+const exportSQL = `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, COALESCE(g.tags, '{}')
+	FROM rm_customers c LEFT JOIN (
+		SELECT ct.customer_id COLLATE "C" AS customer_id, array_agg(t.name ORDER BY t.name) AS tags
+		FROM rm_customer_tags ct JOIN rm_tags t ON t.partner_id = ct.partner_id AND t.tag_id = ct.tag_id
+		WHERE ct.partner_id = $1 GROUP BY ct.customer_id) g ON g.customer_id = c.customer_id
+	WHERE c.partner_id = $1 ORDER BY c.company_key, c.customer_id, c.relationship`
+
 // ExportCustomers streams the partner's list from one REPEATABLE READ
 // snapshot; memory is bounded by batchSize.
 func (c *CustomerList) ExportCustomers(ctx context.Context, partnerID string, batchSize int, yield func([]projections.CustomerItem) error) error {
@@ -329,8 +338,7 @@ func (c *CustomerList) ExportCustomers(ctx context.Context, partnerID string, ba
 		return fmt.Errorf("starting export: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	rows, err := tx.Query(ctx, `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, `+tagsOfRow+`
-		FROM rm_customers c WHERE c.partner_id = $1 ORDER BY c.company_key, c.customer_id, c.relationship`, partnerID)
+	rows, err := tx.Query(ctx, exportSQL, partnerID)
 	if err != nil {
 		return fmt.Errorf("exporting customers: %w", err)
 	}
