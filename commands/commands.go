@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/partnerhub/customers/domain"
@@ -82,7 +83,7 @@ func WithMaxAttempts(n int) Option {
 
 // New builds the handlers over a store and the event registry.
 func New(store eventstore.Store, reg *domain.Registry, opts ...Option) *Commands {
-	c := &core{store: store, reg: reg, newID: uuid.New, random: rand.Reader, maxAttempts: 5}
+	c := &core{store: store, reg: reg, newID: uuid.New, random: rand.Reader, maxAttempts: 5, retryPause: 50 * time.Millisecond}
 	for _, o := range opts {
 		o(c)
 	}

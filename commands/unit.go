@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/partnerhub/customers/domain"
@@ -17,6 +18,7 @@ type core struct {
 	newID       func() uuid.UUID
 	random      io.Reader
 	maxAttempts int
+	retryPause  time.Duration                 // first pause before resending an append of unknown outcome
 	observe     func(command, outcome string) // WithOutcomes; nil: none
 }
 
@@ -146,7 +148,7 @@ func (u *unit) commit(ctx context.Context, meta Meta) error {
 	if len(reqs) == 0 {
 		return nil
 	}
-	results, err := u.c.store.Append(ctx, reqs...)
+	results, err := u.c.appendOnce(ctx, reqs)
 	if err != nil {
 		return err
 	}
@@ -154,6 +156,46 @@ func (u *unit) commit(ctx context.Context, meta Meta) error {
 		targets[i].result, targets[i].appended = r, true
 	}
 	return nil
+}
+
+// appendOnce appends reqs so that they take effect exactly once even when an
+// attempt's outcome is unknown. An error that is not a domain answer
+// (conflict, claim) may come after the commit (a connection cut while the
+// commit was acknowledged), so the same requests, with the same event ids,
+// are sent again after a pause: the store answers an append whose events are
+// all stored with the stored results, so a retry never applies twice. A
+// store that stays unreachable is reported as unavailable (503), not as an
+// internal error.
+func (c *core) appendOnce(ctx context.Context, reqs []eventstore.AppendRequest) ([]eventstore.AppendResult, error) {
+	pause := c.retryPause
+	var err error
+	for attempt := 1; ; attempt++ {
+		var results []eventstore.AppendResult
+		results, err = c.store.Append(ctx, reqs...)
+		if err == nil || !outcomeUnknown(err) {
+			return results, err
+		}
+		if attempt == c.maxAttempts {
+			break
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("appending events: %w", ctx.Err())
+		}
+		pause = min(2*pause, time.Second)
+	}
+	e := domain.Errorf(domain.CodeUnavailable, "the event store is unavailable; try again")
+	return nil, fmt.Errorf("appending events after %d attempts: %w: %w", c.maxAttempts, e, err)
+}
+
+// outcomeUnknown reports whether an append error leaves open whether the
+// events were stored: anything but the store's own answers and the caller
+// giving up.
+func outcomeUnknown(err error) bool {
+	return !errors.Is(err, eventstore.ErrConflict) && !errors.Is(err, eventstore.ErrClaimTaken) &&
+		!errors.Is(err, eventstore.ErrClosed) && !errors.Is(err, context.Canceled) &&
+		!errors.Is(err, context.DeadlineExceeded)
 }
 
 // run tries a command until it commits, fails, or has conflicted

@@ -31,11 +31,18 @@ func meta(a Actor) commands.Meta {
 }
 
 func customerResult(r commands.CustomerResult, err error) (Result, error) {
-	return Result{ID: r.Customer.ID, Version: r.Version, Position: r.Position}, err
+	return Result{ID: r.Customer.ID, Version: r.Version, Position: r.Position,
+		Customer: customerOf(r.Customer, r.Version)}, err
 }
 
 func orderResult(r commands.OrderResult, err error) (Result, error) {
-	return Result{ID: r.Order.ID, Version: r.Version, Position: r.Position}, err
+	return Result{ID: r.Order.ID, Version: r.Version, Position: r.Position, Order: r.Order}, err
+}
+
+func customerOf(v domain.CustomerView, version int64) Customer {
+	return Customer{ID: v.ID, CompanyName: v.CompanyName, PrimaryDomain: v.PrimaryDomain,
+		Relationships: v.Relationships, BillingProfile: v.BillingProfile, Tags: v.Tags,
+		Orders: v.Orders, Version: version}
 }
 
 func tagResult(r commands.TagResult, err error) (Result, error) {
@@ -105,10 +112,7 @@ func (w WriteSide) Customer(ctx context.Context, partnerID, id string) (Customer
 	if err != nil {
 		return Customer{}, err
 	}
-	v := s.Customer
-	return Customer{ID: v.ID, CompanyName: v.CompanyName, PrimaryDomain: v.PrimaryDomain,
-		Relationships: v.Relationships, BillingProfile: v.BillingProfile, Tags: v.Tags,
-		Orders: v.Orders, Version: s.Version}, nil
+	return customerOf(s.Customer, s.Version), nil
 }
 
 // ReadSide adapts the read models to CustomerQueries and ActivityQueries.

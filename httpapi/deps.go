@@ -25,6 +25,10 @@ type Result struct {
 	Position int64  // the event-log position of the last event appended
 	Token    string // CreateUser only: the new user's bearer token, shown once
 	Name     string // tag commands: the tag's name as the catalog spells it
+	// Customer is the customer as the command left it (customer commands);
+	// Order likewise (order commands). The answer is built from them.
+	Customer Customer
+	Order    Order
 }
 
 // CreateCustomerInput is the body of POST /v1/customers.

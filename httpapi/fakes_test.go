@@ -87,7 +87,7 @@ func (b *fakeBackend) CreateCustomer(ctx context.Context, a Actor, in CreateCust
 	b.customers[key(a.PartnerID, in.ID)] = &Customer{ID: in.ID, CompanyName: in.CompanyName,
 		PrimaryDomain: in.PrimaryDomain, Relationships: []string{in.Relationship},
 		BillingProfile: in.BillingProfile, Tags: in.Tags, Version: 1}
-	return Result{ID: in.ID, Version: 1, Position: b.bump()}, nil
+	return Result{ID: in.ID, Version: 1, Position: b.bump(), Customer: snapshot(b.customers[key(a.PartnerID, in.ID)])}, nil
 }
 
 func (b *fakeBackend) AddRelationship(_ context.Context, a Actor, id, rel string) (Result, error) {
@@ -105,7 +105,7 @@ func (b *fakeBackend) AddRelationship(_ context.Context, a Actor, id, rel string
 	}
 	c.Relationships = append(c.Relationships, rel)
 	c.Version++
-	return Result{Version: c.Version, Position: b.bump()}, nil
+	return Result{Version: c.Version, Position: b.bump(), Customer: snapshot(c)}, nil
 }
 
 func (b *fakeBackend) UpdateBillingProfile(_ context.Context, a Actor, id string, expected int64, p domain.BillingProfile) (Result, error) {
@@ -124,7 +124,7 @@ func (b *fakeBackend) UpdateBillingProfile(_ context.Context, a Actor, id string
 	c.BillingProfile = &p
 	c.CompanyName = p.CompanyName
 	c.Version++
-	return Result{Version: c.Version, Position: b.bump()}, nil
+	return Result{Version: c.Version, Position: b.bump(), Customer: snapshot(c)}, nil
 }
 
 func (b *fakeBackend) CreateOrder(_ context.Context, a Actor, id string, in CreateOrderInput) (Result, error) {
@@ -141,7 +141,7 @@ func (b *fakeBackend) CreateOrder(_ context.Context, a Actor, id string, in Crea
 		BillingCycle: in.BillingCycle, LineItems: in.LineItems}
 	c.Orders = append(c.Orders, o)
 	c.Version++
-	return Result{ID: o.ID, Version: c.Version, Position: b.bump()}, nil
+	return Result{ID: o.ID, Version: c.Version, Position: b.bump(), Order: o}, nil
 }
 
 func (b *fakeBackend) moveOrder(a Actor, id, orderID, to string) (Result, error) {
@@ -158,7 +158,7 @@ func (b *fakeBackend) moveOrder(a Actor, id, orderID, to string) (Result, error)
 			}
 			c.Orders[i].Status = to
 			c.Version++
-			return Result{Version: c.Version, Position: b.bump()}, nil
+			return Result{Version: c.Version, Position: b.bump(), Order: c.Orders[i]}, nil
 		}
 	}
 	return Result{}, domain.Errorf(domain.CodeNotFound, "order not found")
@@ -181,7 +181,7 @@ func (b *fakeBackend) ChangeCustomerTags(_ context.Context, a Actor, id string, 
 	}
 	c.Tags = append(c.Tags, add...)
 	c.Version++
-	return Result{Version: c.Version, Position: b.bump()}, nil
+	return Result{Version: c.Version, Position: b.bump(), Customer: snapshot(c)}, nil
 }
 
 func (b *fakeBackend) AssignTags(_ context.Context, a Actor, ids, add, remove []string) (Result, error) {
@@ -516,4 +516,14 @@ func (f *fixture) do(t testing.TB, method, path, token, body string, headers ...
 		t.Fatal(err)
 	}
 	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// snapshot copies a customer as a command's result carries it, so later
+// changes to the fake's state do not show through.
+func snapshot(c *Customer) Customer {
+	out := *c
+	out.Relationships = slices.Clone(c.Relationships)
+	out.Tags = slices.Clone(c.Tags)
+	out.Orders = slices.Clone(c.Orders)
+	return out
 }

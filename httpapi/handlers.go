@@ -57,11 +57,10 @@ type customerAnswer struct {
 	Position int64 `json:"position,omitempty"`
 }
 
-func (s *Server) answerCustomer(w http.ResponseWriter, r *http.Request, id string, status int, position int64) error {
-	c, err := s.cfg.Customers.Customer(r.Context(), principalOf(r).PartnerID, id)
-	if err != nil {
-		return err
-	}
+// answerCustomer writes a customer. After a command it is the state the
+// command produced (Result.Customer), not a second read: a read that fails
+// after a successful append would answer 500 for a command that took effect.
+func (s *Server) answerCustomer(w http.ResponseWriter, c Customer, status int, position int64) error {
 	c.Relationships = nonNil(c.Relationships)
 	c.Tags = nonNil(c.Tags)
 	c.Orders = nonNil(c.Orders)
@@ -91,7 +90,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.answerCustomer(w, r, res.ID, http.StatusCreated, res.Position)
+	return s.answerCustomer(w, res.Customer, http.StatusCreated, res.Position)
 }
 
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) error {
@@ -102,7 +101,11 @@ func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) error {
 	if _, err := minPosition(r); err != nil {
 		return err
 	}
-	return s.answerCustomer(w, r, id, http.StatusOK, 0)
+	c, err := s.cfg.Customers.Customer(r.Context(), principalOf(r).PartnerID, id)
+	if err != nil {
+		return err
+	}
+	return s.answerCustomer(w, c, http.StatusOK, 0)
 }
 
 func (s *Server) addRelationship(w http.ResponseWriter, r *http.Request) error {
@@ -120,7 +123,7 @@ func (s *Server) addRelationship(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.answerCustomer(w, r, id, http.StatusOK, res.Position)
+	return s.answerCustomer(w, res.Customer, http.StatusOK, res.Position)
 }
 
 func (s *Server) updateBillingProfile(w http.ResponseWriter, r *http.Request) error {
@@ -140,7 +143,7 @@ func (s *Server) updateBillingProfile(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	return s.answerCustomer(w, r, id, http.StatusOK, res.Position)
+	return s.answerCustomer(w, res.Customer, http.StatusOK, res.Position)
 }
 
 type orderAnswer struct {
@@ -148,22 +151,16 @@ type orderAnswer struct {
 	Position int64 `json:"position"`
 }
 
-func (s *Server) answerOrder(w http.ResponseWriter, r *http.Request, customerID, orderID string, status int, position int64) error {
-	c, err := s.cfg.Customers.Customer(r.Context(), principalOf(r).PartnerID, customerID)
-	if err != nil {
-		return err
+// answerOrder writes the order a command produced, with the customer's new
+// version as ETag.
+func (s *Server) answerOrder(w http.ResponseWriter, res Result, status int) error {
+	o := res.Order
+	o.LineItems = nonNil(o.LineItems)
+	w.Header().Set("ETag", ETag(res.Version))
+	if status == http.StatusCreated {
+		w.Header().Set("Location", "/v1/customers/"+o.CustomerID+"/orders/"+o.ID)
 	}
-	for _, o := range c.Orders {
-		if o.ID == orderID {
-			o.LineItems = nonNil(o.LineItems)
-			w.Header().Set("ETag", ETag(c.Version))
-			if status == http.StatusCreated {
-				w.Header().Set("Location", "/v1/customers/"+customerID+"/orders/"+orderID)
-			}
-			return writeJSON(w, status, orderAnswer{Order: o, Position: position})
-		}
-	}
-	return notFound()
+	return writeJSON(w, status, orderAnswer{Order: o, Position: res.Position})
 }
 
 func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) error {
@@ -179,7 +176,7 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.answerOrder(w, r, id, res.ID, http.StatusCreated, res.Position)
+	return s.answerOrder(w, res, http.StatusCreated)
 }
 
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
@@ -219,7 +216,7 @@ func (s *Server) orderMove(move func(context.Context, Actor, string, string) (Re
 		if err != nil {
 			return err
 		}
-		return s.answerOrder(w, r, id, orderID, http.StatusOK, res.Position)
+		return s.answerOrder(w, res, http.StatusOK)
 	}
 }
 
@@ -263,7 +260,7 @@ func (s *Server) changeCustomerTags(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	return s.answerCustomer(w, r, id, http.StatusOK, res.Position)
+	return s.answerCustomer(w, res.Customer, http.StatusOK, res.Position)
 }
 
 func (s *Server) assignTags(w http.ResponseWriter, r *http.Request) error {
@@ -456,7 +453,9 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request) error {
 	}
 	page.Items = nonNil(page.Items)
 	for i := range page.Items {
+		// Sorted as the CSV sorts them, whatever the backend's collation.
 		page.Items[i].Tags = nonNil(page.Items[i].Tags)
+		sortStrings(page.Items[i].Tags)
 	}
 	return writeJSON(w, http.StatusOK, page)
 }
