@@ -70,15 +70,21 @@ func checkLine(t *testing.T, lines map[string]map[string]any, scenario string) {
 	}
 }
 
+func buildCustomerd(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "customerd")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../customerd").CombinedOutput(); err != nil {
+		t.Fatalf("building customerd: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // Every scenario, briefly, against a customerd binary built from this
 // module on the embedded store and NATS, the way an operator runs the tool.
 func TestEveryScenarioAgainstAnEmbeddedCustomerd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "customerd")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../customerd").CombinedOutput(); err != nil {
-		t.Fatalf("building customerd: %v\n%s", err, out)
-	}
+	bin := buildCustomerd(t, ctx)
 	lines := runJSON(t, ctx, env(nil), "--customerd", bin, "--duration", "1s", "--concurrency", "2",
 		"--customers", "40", "--events", "400", "--rate", "100",
 		"append", "commands", "mixed", "lag", "rebuild", "export")
@@ -90,6 +96,30 @@ func TestEveryScenarioAgainstAnEmbeddedCustomerd(t *testing.T) {
 	}
 	if b, _ := lines["export"]["bytes_per_export"].(float64); b < 40*40 {
 		t.Errorf("an export of 40+ customers has %v bytes", lines["export"]["bytes_per_export"])
+	}
+}
+
+// Against a running customerd given by --url and --token, twice: the second
+// run finds the tag catalog the first one created.
+func TestRunsAgainstAGivenURLTwice(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := startServer(ctx, serverOptions{binary: buildCustomerd(t, ctx), dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	for range 2 {
+		lines := runJSON(t, ctx, env(nil), "--url", srv.url, "--token", srv.token, "--duration", "1s",
+			"--concurrency", "2", "--customers", "20", "--rate", "50", "commands", "lag")
+		checkLine(t, lines, "commands")
+		checkLine(t, lines, "lag")
+	}
+	// A token the server does not know: the run fails and says so.
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"--url", srv.url, "--token", "not-a-token", "--duration", "1s", "commands"}, &stdout, &stderr, env(nil))
+	if code != 1 || !strings.Contains(stderr.String(), "401") {
+		t.Errorf("unknown token: exit %d, stderr %q; want 1 and the 401", code, stderr.String())
 	}
 }
 
