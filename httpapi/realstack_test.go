@@ -27,76 +27,11 @@ import (
 // idempotency store. The projectors are fed straight from the store (the
 // NATS leg is the relay's and the projections' own business).
 func TestRealStack(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	url := testenv.PostgresSchema(t)
-	store, err := postgres.Open(ctx, url, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	var waiter *projections.Waiter
-	db, err := pgread.Open(ctx, url, pgread.Options{OnCommit: func(name string, pos int64) { waiter.Committed(name, pos) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	list, actlog := db.CustomerList(), db.ActivityLog()
-	waiter = projections.NewWaiter(20*time.Millisecond, list, actlog)
-	feedDone := make(chan struct{})
-	go func() {
-		defer close(feedDone)
-		_ = store.Subscribe(ctx, 0, func(ctx context.Context, batch []eventstore.Event) error {
-			if err := list.ApplyBatch(ctx, batch); err != nil {
-				return err
-			}
-			return actlog.ApplyBatch(ctx, batch)
-		})
-	}()
-	t.Cleanup(func() { cancel(); <-feedDone })
-
-	reg := domain.NewRegistry()
-	cmds := commands.New(store, reg)
-	mkUser := func(partnerName, email string) (partnerID, token string) {
-		p, err := cmds.CreatePartner.Handle(ctx, commands.Meta{}, commands.CreatePartner{Name: partnerName})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := cmds.CreateUser.Handle(ctx, commands.Meta{PartnerID: p.ID}, commands.CreateUser{Email: email, Role: domain.RoleAdminAgent})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.ID, u.Token
-	}
+	ctx := context.Background()
+	rs := newRealStack(t)
+	f, store, mkUser := rs.f, rs.store, rs.mkUser
 	_, adminA := mkUser("A", "admin@a.example")
 	_, adminB := mkUser("B", "admin@b.example")
-
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	idem, err := NewPostgresIdempotency(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := WriteSide{C: cmds}
-	read := ReadSide{List: list, Log: actlog}
-	srv, err := New(Config{
-		Commands: write, Customers: write, CustomerList: read, Activity: read, Events: StoreFeed{Store: store},
-		Users: NewDirectory(store), Idempotency: idem,
-		ListWaiter:     ProjectionWaiter{W: waiter, Name: projections.CustomerListName},
-		ActivityWaiter: ProjectionWaiter{W: waiter, Name: projections.ActivityLogName},
-		Ready:          func(ctx context.Context) error { _, err := store.Head(ctx); return err },
-		Registry:       prometheus.NewRegistry(),
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	f := &fixture{srv: srv, ts: ts}
 
 	eventCount := func() int {
 		evs, err := store.ReadAll(ctx, eventstore.ReadRequest{Limit: 10000})
@@ -192,4 +127,84 @@ func TestRealStack(t *testing.T) {
 	if got := f.do(t, "GET", "/readyz", "", ""); got.status != 200 {
 		t.Fatalf("readyz: %d", got.status)
 	}
+}
+
+// realStack is the API over real commands, the PostgreSQL store and read
+// models, fed straight from the store.
+type realStack struct {
+	f      *fixture
+	store  *postgres.Store
+	cmds   *commands.Commands
+	mkUser func(partnerName, email string) (partnerID, token string)
+}
+
+func newRealStack(t *testing.T) *realStack {
+	ctx, cancel := context.WithCancel(context.Background())
+	url := testenv.PostgresSchema(t)
+	store, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var waiter *projections.Waiter
+	db, err := pgread.Open(ctx, url, pgread.Options{OnCommit: func(name string, pos int64) { waiter.Committed(name, pos) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	list, actlog := db.CustomerList(), db.ActivityLog()
+	waiter = projections.NewWaiter(20*time.Millisecond, list, actlog)
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		_ = store.Subscribe(ctx, 0, func(ctx context.Context, batch []eventstore.Event) error {
+			if err := list.ApplyBatch(ctx, batch); err != nil {
+				return err
+			}
+			return actlog.ApplyBatch(ctx, batch)
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-feedDone })
+
+	reg := domain.NewRegistry()
+	cmds := commands.New(store, reg)
+	mkUser := func(partnerName, email string) (partnerID, token string) {
+		p, err := cmds.CreatePartner.Handle(ctx, commands.Meta{}, commands.CreatePartner{Name: partnerName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := cmds.CreateUser.Handle(ctx, commands.Meta{PartnerID: p.ID}, commands.CreateUser{Email: email, Role: domain.RoleAdminAgent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.ID, u.Token
+	}
+
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	idem, err := NewPostgresIdempotency(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := WriteSide{C: cmds}
+	read := ReadSide{List: list, Log: actlog}
+	srv, err := New(Config{
+		Commands: write, Customers: write, CustomerList: read, Activity: read, Events: StoreFeed{Store: store},
+		Users: NewDirectory(store), Idempotency: idem,
+		ListWaiter:     ProjectionWaiter{W: waiter, Name: projections.CustomerListName},
+		ActivityWaiter: ProjectionWaiter{W: waiter, Name: projections.ActivityLogName},
+		Ready:          func(ctx context.Context) error { _, err := store.Head(ctx); return err },
+		Registry:       prometheus.NewRegistry(),
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &realStack{f: &fixture{srv: srv, ts: ts}, store: store, cmds: cmds, mkUser: mkUser}
+
 }

@@ -240,7 +240,11 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		cmp, dir = "<", "DESC"
 	}
 	if q.After != nil {
-		where = append(where, fmt.Sprintf("(%s, c.customer_id, c.relationship) %s (%s, %s, %s)", key, cmp, arg(q.After.Key), arg(q.After.ID), arg(q.After.Relationship)))
+		// The cursor's own row is excluded by identity too: renamed since,
+		// it would sort after its old key and come back.
+		id, rel := arg(q.After.ID), arg(q.After.Relationship)
+		where = append(where, fmt.Sprintf("(%s, c.customer_id, c.relationship) %s (%s, %s, %s) AND NOT (c.customer_id = %s AND c.relationship = %s)",
+			key, cmp, arg(q.After.Key), id, rel, id, rel))
 	}
 	sql := `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, ` + tagsOfRow + `
 		FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
