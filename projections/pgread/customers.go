@@ -229,6 +229,8 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		}
 		where = append(where, "c.customer_id IN ("+holders(ids)+")")
 	}
+	match := where[1:]
+	where = where[:1:1]
 	if q.Relationship != "" {
 		where = append(where, "c.relationship = "+arg(q.Relationship))
 	}
@@ -246,18 +248,44 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		where = append(where, fmt.Sprintf("(%s, c.customer_id, c.relationship) %s (%s, %s, %s) AND NOT (c.customer_id = %s AND c.relationship = %s)",
 			key, cmp, arg(q.After.Key), id, rel, id, rel))
 	}
-	sql := `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, ` + tagsOfRow + `
-		FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
-		fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit)
+	order := fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit)
+	cols := `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, ` + tagsOfRow
+	if len(match) == 0 {
+		items, err := c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(where, " AND ")+order, args)
+		return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
+	}
+	// Where matches are dense, walking the sort index finds a page within
+	// a few thousand rows; where they are rare or clustered far down the
+	// order (every "Müller ..." sits under M), the walk reads most of the
+	// list, and the trigram indexes are the way. The planner cannot tell
+	// the two apart, so: walk a bounded prefix first, and if it does not
+	// fill the page, search through the indexes with the order by an
+	// expression (which keeps the sort index out).
+	items, err := c.query(ctx, cols+` FROM (SELECT * FROM rm_customers c WHERE `+strings.Join(where, " AND ")+
+		fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, searchWalk)+
+		`) c WHERE `+strings.Join(match, " AND ")+order, args)
+	if err != nil || len(items) == q.Limit {
+		return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
+	}
+	items, err = c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(append(where, match...), " AND ")+
+		fmt.Sprintf(" ORDER BY %s || '' %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit), args)
+	return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
+}
+
+// searchWalk is how many rows of the sort order a search reads before it
+// turns to the trigram indexes.
+const searchWalk = 2000
+
+func (c *CustomerList) query(ctx context.Context, sql string, args []any) ([]projections.CustomerItem, error) {
 	rows, err := c.db.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return projections.CustomerPage{}, fmt.Errorf("searching customers: %w", err)
+		return nil, fmt.Errorf("searching customers: %w", err)
 	}
 	items, err := pgx.CollectRows(rows, scanItem)
 	if err != nil {
-		return projections.CustomerPage{}, fmt.Errorf("searching customers: %w", err)
+		return nil, fmt.Errorf("searching customers: %w", err)
 	}
-	return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, nil
+	return items, nil
 }
 
 // resolveTags returns the ids of the tags whose folded name contains the
