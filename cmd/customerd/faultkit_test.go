@@ -509,7 +509,7 @@ func (f *faultEnv) verify(t *testing.T, attempts []attempt) {
 				last = max(last, got[0].position)
 			}
 		}
-		if a.acked() && last != a.position {
+		if a.acked() && last != 0 && last != a.position {
 			t.Errorf("%s answered position %d, its events end at %d", a.key, a.position, last)
 		}
 	}
