@@ -225,4 +225,13 @@ func TestRealStackSearchAndExport(t *testing.T) {
 	if bytes.Contains(whole, []byte("Müller B")) {
 		t.Errorf("export shows another partner's customer")
 	}
+
+	// The activity range is bounded: over 366 days is refused, naming from.
+	got := f.do(t, "GET", "/v1/activity?from=2024-01-01T00:00:00Z&to=2025-01-02T00:00:01Z", admin, "")
+	if p := got.problem(t); got.status != 400 || len(p.Errors) != 1 || p.Errors[0].Field != "from" {
+		t.Errorf("activity over 366 days: %d %s", got.status, got.body)
+	}
+	if got := f.do(t, "GET", "/v1/activity?from=2024-01-01T00:00:00Z&to=2025-01-01T00:00:00Z", admin, ""); got.status != 200 {
+		t.Errorf("activity over exactly 366 days: %d %s", got.status, got.body)
+	}
 }
