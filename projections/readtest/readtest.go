@@ -26,6 +26,48 @@ type Models struct {
 // Run runs the suite; open must return empty read models each call.
 func Run(t *testing.T, open func(t *testing.T) Models) {
 	t.Run("CustomerListAndActivity", func(t *testing.T) { testScenario(t, open) })
+	t.Run("CursorRowRenamedBetweenPages", func(t *testing.T) { testRenamedCursorRow(t, open) })
+}
+
+// testRenamedCursorRow: the last row of a page is renamed so that it sorts
+// after the cursor; the next page must not show it again.
+func testRenamedCursorRow(t *testing.T, open func(t *testing.T) Models) {
+	ctx := context.Background()
+	store := Store(t)
+	m := open(t)
+	ids := []string{idA, idB, idC}
+	for i, name := range []string{"Alpha", "Bravo", "Charlie"} {
+		Append(t, store, "p9", domain.CustomerStream("p9", ids[i]), "ann@p9.example",
+			domain.CustomerCreated{CustomerID: ids[i], CompanyName: name, PrimaryDomain: "c" + name + ".example", Relationship: domain.RelationshipDirectBill})
+	}
+	applied := 0
+	apply := func() {
+		t.Helper()
+		evs := All(t, store)
+		if err := m.Customers.ApplyBatch(ctx, evs[applied:]); err != nil {
+			t.Fatal(err)
+		}
+		applied = len(evs)
+	}
+	apply()
+	first, err := m.Customers.SearchCustomers(ctx, "p9", projections.SearchParams{Limit: 1})
+	if err != nil || len(first.Items) != 1 || first.Items[0].CompanyName != "Alpha" || first.NextCursor == "" {
+		t.Fatalf("first page %+v, %v", first, err)
+	}
+	Append(t, store, "p9", domain.CustomerStream("p9", idA), "ann@p9.example", domain.CustomerBillingProfileUpdated{CustomerID: idA,
+		BillingProfile: domain.BillingProfile{CompanyName: "Zulu", Email: "a@zulu.example"}})
+	apply()
+	next, err := m.Customers.SearchCustomers(ctx, "p9", projections.SearchParams{Limit: 10, Cursor: first.NextCursor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, it := range next.Items {
+		names = append(names, it.CompanyName)
+	}
+	if !reflect.DeepEqual(names, []string{"Bravo", "Charlie"}) {
+		t.Errorf("next page after renaming the cursor row: %q, want [Bravo Charlie]", names)
+	}
 }
 
 // Store returns a real (embedded) event store holding the scenario's events.

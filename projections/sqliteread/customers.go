@@ -241,7 +241,10 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		cmp, dir = "<", "DESC"
 	}
 	if q.After != nil {
-		and(fmt.Sprintf(`(%s, c.customer_id, c.relationship) %s (?, ?, ?)`, key, cmp), q.After.Key, q.After.ID, q.After.Relationship)
+		// The cursor's own row is excluded by identity too: renamed since,
+		// it would sort after its old key and come back.
+		and(fmt.Sprintf(`(%s, c.customer_id, c.relationship) %s (?, ?, ?) AND NOT (c.customer_id = ? AND c.relationship = ?)`, key, cmp),
+			q.After.Key, q.After.ID, q.After.Relationship, q.After.ID, q.After.Relationship)
 	}
 	query += fmt.Sprintf(` ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d`, key, dir, dir, dir, q.Limit)
 	items := make([]projections.CustomerItem, 0, q.Limit)
