@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/partnerhub/customers/projections"
 	"github.com/partnerhub/customers/projections/pgread"
+	"github.com/partnerhub/customers/projections/sqliteread"
 )
 
 func projectionsRebuild(ctx context.Context, c *cli, args []string) error {
@@ -61,13 +62,19 @@ func projectionsRebuild(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// openReadModels opens the read models next to the store customerd uses.
-// PostgreSQL read models live in the store's database (pgread); the embedded
-// ones are not wired yet.
+// openReadModels opens the read models next to the store customerd uses:
+// in the store's PostgreSQL database (pgread), or the embedded file in the
+// data directory (sqliteread). A rebuild swaps fresh tables in at the end,
+// so a running customerd keeps answering meanwhile.
 func (c *cli) openReadModels(ctx context.Context, o *storeOptions) ([]projections.Projector, func(), error) {
 	u := firstNonEmpty(o.databaseURL, c.env("CUSTOMERD_DATABASE_URL"))
 	if u == "" {
-		return nil, nil, errors.New("rebuilding the embedded (SQLite) read models is not supported yet: set CUSTOMERD_DATABASE_URL")
+		path := filepath.Join(c.dataDir(o), sqliteread.DefaultFile)
+		db, err := sqliteread.Open(ctx, path, sqliteread.Options{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening the read models %s: %w", path, err)
+		}
+		return []projections.Projector{db.CustomerList(), db.ActivityLog()}, db.Close, nil
 	}
 	db, err := pgread.Open(ctx, u, pgread.Options{})
 	if err != nil {

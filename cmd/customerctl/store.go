@@ -41,8 +41,8 @@ func (c *cli) openStore(ctx context.Context, o *storeOptions, create bool) (open
 	if u := firstNonEmpty(o.databaseURL, c.env("CUSTOMERD_DATABASE_URL")); u != "" {
 		return openPostgres(ctx, u)
 	}
-	dir := firstNonEmpty(o.dataDir, c.env("CUSTOMERD_DATA_DIR"), "./data")
-	path := filepath.Join(dir, "events.db")
+	dir := c.dataDir(o)
+	path := filepath.Join(dir, sqlite.DefaultFile)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return nil, fmt.Errorf("no event store at %s (set CUSTOMERD_DATA_DIR or CUSTOMERD_DATABASE_URL)", path)
@@ -56,6 +56,11 @@ func (c *cli) openStore(ctx context.Context, o *storeOptions, create bool) (open
 		return nil, fmt.Errorf("opening event store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// dataDir is the embedded default's directory, as customerd resolves it.
+func (c *cli) dataDir(o *storeOptions) string {
+	return firstNonEmpty(o.dataDir, c.env("CUSTOMERD_DATA_DIR"), "./data")
 }
 
 func openPostgres(ctx context.Context, url string) (openedStore, error) {

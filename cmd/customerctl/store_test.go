@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/partnerhub/customers/eventstore/sqlite"
+	"github.com/partnerhub/customers/projections/sqliteread"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -229,5 +232,41 @@ func TestAuditReplayMatchesTheActivityProjection(t *testing.T) {
 	stdout, _, code = runCLI(t, env, "audit", "replay", "--partner", partnerID, "--from", time.Now().Add(time.Hour).Format(time.RFC3339))
 	if code != 0 || strings.Count(stdout, "\n") != 1 {
 		t.Errorf("future --from: exit %d, want only the header:\n%s", code, stdout)
+	}
+}
+
+// The embedded default: `projections rebuild` fills the SQLite read models
+// in the data directory from the embedded store.
+func TestProjectionsRebuildOnTheEmbeddedStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	env := map[string]string{"CUSTOMERD_DATA_DIR": dir}
+	partnerID, _ := createPartnerAndAdmin(t, env)
+	s, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.DefaultFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := commands.New(s, domain.NewRegistry())
+	meta := commands.Meta{PartnerID: partnerID, ActorEmail: "admin@contoso.com"}
+	if _, err := cmds.CreateCustomer.Handle(ctx, meta, commands.CreateCustomer{CompanyName: "Müller GmbH", PrimaryDomain: "mueller.de", Relationship: "direct-bill", Tags: []string{"VIP"}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	stdout, stderr, code := runCLI(t, env, "projections", "rebuild", "customer_list")
+	if code != 0 || stderr != "" || !strings.Contains(stdout, "customer_list: ") {
+		t.Fatalf("projections rebuild: exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	db, err := sqliteread.Open(ctx, filepath.Join(dir, sqliteread.DefaultFile), sqliteread.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	page, err := db.CustomerList().SearchCustomers(ctx, partnerID, projections.SearchParams{Q: "muller"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Items[0].CompanyName != "Müller GmbH" || !slices.Equal(page.Items[0].Tags, []string{"VIP"}) {
+		t.Errorf("rebuilt list answers %+v, want Müller GmbH tagged VIP", page.Items)
 	}
 }

@@ -56,13 +56,13 @@ func (a *App) openBackends(ctx context.Context, reg *domain.Registry, onCommit f
 	if err != nil {
 		return b, fmt.Errorf("resolving data directory: %w", err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.DefaultFile))
 	if err != nil {
 		return b, fmt.Errorf("opening the SQLite event store: %w", err)
 	}
 	b.store = store
 	a.closers = append(a.closers, store.Close)
-	rm, err := sqliteread.Open(ctx, filepath.Join(dir, "readmodels.db"), sqliteread.Options{Registry: reg, OnCommit: onCommit})
+	rm, err := sqliteread.Open(ctx, filepath.Join(dir, sqliteread.DefaultFile), sqliteread.Options{Registry: reg, OnCommit: onCommit})
 	if err != nil {
 		return b, fmt.Errorf("opening the SQLite read models: %w", err)
 	}

@@ -72,6 +72,10 @@ var (
 
 // Open opens or creates the store at path (for example "./data/events.db"),
 // creating the directory if missing, and applies pending schema migrations.
+// DefaultFile is the store's file name inside a data directory, shared by
+// customerd and customerctl so both open the same file.
+const DefaultFile = "events.db"
+
 func Open(ctx context.Context, path string) (*Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {

@@ -58,6 +58,10 @@ type Options struct {
 // Open opens or creates the read-model file at path (for example
 // <datadir>/readmodels.db), creating its directory, and applies pending
 // migrations.
+// DefaultFile is the read models' file name inside a data directory, shared
+// by customerd and customerctl.
+const DefaultFile = "readmodels.db"
+
 func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	// Absolute, so the file: URI has an empty authority whatever path is.
 	path, err := filepath.Abs(path)
