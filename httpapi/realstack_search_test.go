@@ -12,9 +12,10 @@ import (
 )
 
 // TestRealStackSearchAndExport runs the search cases users meet and the
-// Customers.csv contract through the real server on PostgreSQL.
-func TestRealStackSearchAndExport(t *testing.T) {
-	rs := newRealStack(t)
+// Customers.csv contract through the real server, on each backend.
+func TestRealStackSearchAndExport(t *testing.T) { forEachBackend(t, testRealStackSearchAndExport) }
+
+func testRealStackSearchAndExport(t *testing.T, rs *realStack) {
 	f := rs.f
 	_, admin := rs.mkUser("A", "admin@a.example")
 	_, other := rs.mkUser("B", "admin@b.example")

@@ -7,28 +7,31 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/partnerhub/customers/commands"
 	"github.com/partnerhub/customers/domain"
 	"github.com/partnerhub/customers/eventstore"
 	"github.com/partnerhub/customers/eventstore/postgres"
+	"github.com/partnerhub/customers/eventstore/sqlite"
 	"github.com/partnerhub/customers/internal/testenv"
 	"github.com/partnerhub/customers/projections"
 	"github.com/partnerhub/customers/projections/pgread"
+	"github.com/partnerhub/customers/projections/sqliteread"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TestRealStack runs the API over the real command handlers, the PostgreSQL
-// event store and read models, the user directory and the PostgreSQL
-// idempotency store. The projectors are fed straight from the store (the
-// NATS leg is the relay's and the projections' own business).
-func TestRealStack(t *testing.T) {
+// TestRealStack runs the API over the real command handlers, event store,
+// read models, user directory and idempotency store of each backend. The
+// projectors are fed straight from the store (the NATS leg is the relay's
+// and the projections' own business).
+func TestRealStack(t *testing.T) { forEachBackend(t, testRealStack) }
+
+func testRealStack(t *testing.T, rs *realStack) {
 	ctx := context.Background()
-	rs := newRealStack(t)
 	f, store, mkUser := rs.f, rs.store, rs.mkUser
 	_, adminA := mkUser("A", "admin@a.example")
 	_, adminB := mkUser("B", "admin@b.example")
@@ -129,30 +132,67 @@ func TestRealStack(t *testing.T) {
 	}
 }
 
-// realStack is the API over real commands, the PostgreSQL store and read
-// models, fed straight from the store.
+// realStack is the API over real commands, a real store and read models,
+// fed straight from the store.
 type realStack struct {
 	f      *fixture
-	store  *postgres.Store
+	store  eventstore.Store
 	cmds   *commands.Commands
 	mkUser func(partnerName, email string) (partnerID, token string)
 }
 
-func newRealStack(t *testing.T) *realStack {
-	ctx, cancel := context.WithCancel(context.Background())
+// forEachBackend runs a test on the real stack of each backend: PostgreSQL,
+// and the embedded default (SQLite files).
+func forEachBackend(t *testing.T, test func(t *testing.T, rs *realStack)) {
+	for _, backend := range []string{"postgres", "sqlite"} {
+		t.Run(backend, func(t *testing.T) { test(t, newRealStack(t, backend)) })
+	}
+}
+
+// realBackend opens a backend's store, read models and idempotency store.
+func realBackend(t *testing.T, ctx context.Context, backend string, onCommit func(string, int64)) (eventstore.Store, projections.CustomerList, projections.ActivityLog, IdempotencyStore) {
+	t.Helper()
+	if backend == "sqlite" {
+		dir := t.TempDir()
+		store, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.DefaultFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		db, err := sqliteread.Open(ctx, filepath.Join(dir, sqliteread.DefaultFile), sqliteread.Options{OnCommit: onCommit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		idem, err := OpenSQLiteIdempotency(ctx, filepath.Join(dir, "api.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { idem.Close() })
+		return store, db.CustomerList(), db.ActivityLog(), idem
+	}
 	url := testenv.PostgresSchema(t)
 	store, err := postgres.Open(ctx, url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	var waiter *projections.Waiter
-	db, err := pgread.Open(ctx, url, pgread.Options{OnCommit: func(name string, pos int64) { waiter.Committed(name, pos) }})
+	db, err := pgread.New(ctx, store.Pool(), pgread.Options{OnCommit: onCommit})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	list, actlog := db.CustomerList(), db.ActivityLog()
+	idem, err := NewPostgresIdempotency(ctx, store.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, db.CustomerList(), db.ActivityLog(), idem
+}
+
+func newRealStack(t *testing.T, backend string) *realStack {
+	ctx, cancel := context.WithCancel(context.Background())
+	var waiter *projections.Waiter
+	store, list, actlog, idem := realBackend(t, ctx, backend, func(name string, pos int64) { waiter.Committed(name, pos) })
 	waiter = projections.NewWaiter(20*time.Millisecond, list, actlog)
 	feedDone := make(chan struct{})
 	go func() {
@@ -180,15 +220,6 @@ func newRealStack(t *testing.T) *realStack {
 		return p.ID, u.Token
 	}
 
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	idem, err := NewPostgresIdempotency(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
 	write := WriteSide{C: cmds}
 	read := ReadSide{List: list, Log: actlog}
 	srv, err := New(Config{
