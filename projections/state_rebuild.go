@@ -84,15 +84,15 @@ func replayDecoded(ctx context.Context, store eventstore.Store, reg *domain.Regi
 	wg.Go(func() {
 		defer close(ordered)
 		defer close(work)
-		readErr = readPages(ctx, store, upTo, func(evs []eventstore.Event) bool {
+		readErr = ReadLog(ctx, store, 0, upTo, rebuildPage, func(evs []eventstore.Event) error {
 			j := &decodeJob{evs: evs, done: make(chan struct{})}
 			select {
 			case ordered <- j:
 			case <-ctx.Done():
-				return false
+				return ctx.Err()
 			}
 			work <- j // never blocks longer than a decoder takes: it has as much room as ordered
-			return true
+			return nil
 		})
 	})
 	var err error
@@ -115,11 +115,13 @@ func replayDecoded(ctx context.Context, store eventstore.Store, reg *domain.Regi
 	return readErr
 }
 
-// readPages reads the events after 0 up to upTo in pages
-// and hands each to page, stopping early when page returns false.
-func readPages(ctx context.Context, store eventstore.Store, upTo int64, page func([]eventstore.Event) bool) error {
-	for after := int64(0); after < upTo; {
-		evs, err := store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: rebuildPage})
+// ReadLog hands the events after `after` up to upTo to page, pageSize at a
+// time. Events above upTo (appended since the caller read the head) are left
+// out, so a rebuild and its later catch-up agree on where one ends. It stops
+// at the first error page returns, or when the log ends before upTo.
+func ReadLog(ctx context.Context, store eventstore.Store, after, upTo int64, pageSize int, page func([]eventstore.Event) error) error {
+	for after < upTo {
+		evs, err := store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: pageSize})
 		if err != nil {
 			return fmt.Errorf("reading the log after %d: %w", after, err)
 		}
@@ -127,8 +129,10 @@ func readPages(ctx context.Context, store eventstore.Store, upTo int64, page fun
 		for n > 0 && evs[n-1].Position > upTo {
 			n--
 		}
-		if n > 0 && !page(evs[:n]) {
-			return ctx.Err()
+		if n > 0 {
+			if err := page(evs[:n]); err != nil {
+				return err
+			}
 		}
 		if n == 0 || n < len(evs) {
 			return nil

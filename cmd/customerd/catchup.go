@@ -27,14 +27,7 @@ func catchUp(ctx context.Context, store eventstore.Store, p projections.Projecto
 		return fmt.Errorf("reading the %s checkpoint: %w", p.Name(), err)
 	}
 	from, applied := after, 0
-	for after < head {
-		evs, err := store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: projectorBatch})
-		if err != nil {
-			return fmt.Errorf("reading events after %d for %s: %w", after, p.Name(), err)
-		}
-		if len(evs) == 0 {
-			break
-		}
+	err = projections.ReadLog(ctx, store, after, head, projectorBatch, func(evs []eventstore.Event) error {
 		ok := make([]eventstore.Event, 0, len(evs))
 		for _, ev := range evs {
 			if _, err := projections.Decode(reg, ev); err != nil {
@@ -48,6 +41,10 @@ func catchUp(ctx context.Context, store eventstore.Store, p projections.Projecto
 		}
 		applied += len(ok)
 		after = evs[len(evs)-1].Position
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("catching %s up from the event store: %w", p.Name(), err)
 	}
 	if applied > 0 {
 		log.Info("caught up from the event store", "from", from, "to", after, "events", applied)

@@ -185,7 +185,7 @@ func (a *ActivityLog) Rebuild(ctx context.Context, store eventstore.Store, progr
 	}
 	names := projections.MemNames{}
 	var done, rebuilt int64
-	err = readLog(ctx, store, 0, head, func(evs []eventstore.Event) error {
+	err = projections.ReadLog(ctx, store, 0, head, logPage, func(evs []eventstore.Event) error {
 		var rows [][]any
 		for _, ev := range evs {
 			e, err := projections.Decode(a.db.reg, ev)

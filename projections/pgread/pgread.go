@@ -177,32 +177,8 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 	return nil
 }
 
-// readLog reads the whole log up to the head seen at the start, in pages.
-func readLog(ctx context.Context, store eventstore.Store, after, upTo int64, page func([]eventstore.Event) error) error {
-	for after < upTo {
-		evs, err := store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: 5000})
-		if err != nil {
-			return fmt.Errorf("reading the log after %d: %w", after, err)
-		}
-		if len(evs) == 0 {
-			return nil
-		}
-		n := len(evs)
-		for n > 0 && evs[n-1].Position > upTo {
-			n--
-		}
-		if n > 0 {
-			if err := page(evs[:n]); err != nil {
-				return err
-			}
-		}
-		if n < len(evs) {
-			return nil
-		}
-		after = evs[len(evs)-1].Position
-	}
-	return nil
-}
+// logPage is how many events a rebuild or catch-up reads per call.
+const logPage = 5000
 
 // swap replaces each live table with its _new twin (and the indexes), after
 // catching the new tables up to the live checkpoint, all in one transaction.
@@ -218,7 +194,7 @@ func (db *DB) swap(ctx context.Context, name string, rebuilt int64, tables, inde
 	}
 	// The live projector may have gone past the rebuild's end meanwhile:
 	// bring the new tables to the same point before they go live.
-	if err := readLog(ctx, store, rebuilt, cp, func(evs []eventstore.Event) error { return catchUp(tx, evs) }); err != nil {
+	if err := projections.ReadLog(ctx, store, rebuilt, cp, logPage, func(evs []eventstore.Event) error { return catchUp(tx, evs) }); err != nil {
 		return fmt.Errorf("catching %s up: %w", name, err)
 	}
 	for _, t := range tables {

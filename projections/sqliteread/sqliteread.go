@@ -193,31 +193,6 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 	return err
 }
 
-// replay feeds page the log from after to upTo (inclusive) in position
-// order, logPage events at a time.
-func replay(ctx context.Context, store eventstore.Store, after, upTo int64, page func([]eventstore.Event) error) error {
-	for after < upTo {
-		evs, err := store.ReadAll(ctx, eventstore.ReadRequest{After: after, Limit: logPage})
-		if err != nil {
-			return fmt.Errorf("reading the log after %d: %w", after, err)
-		}
-		end := len(evs)
-		for end > 0 && evs[end-1].Position > upTo {
-			end--
-		}
-		if end > 0 {
-			if err := page(evs[:end]); err != nil {
-				return err
-			}
-		}
-		if end == 0 || end < len(evs) {
-			return nil
-		}
-		after = evs[end-1].Position
-	}
-	return nil
-}
-
 // rebuildRun is one rebuild's pass over the log up to the head seen at its
 // start: it reports progress and remembers the last position replayed.
 type rebuildRun struct {
@@ -237,7 +212,7 @@ func startRebuild(ctx context.Context, store eventstore.Store, progress func(don
 }
 
 func (r *rebuildRun) replay(ctx context.Context, store eventstore.Store, page func([]eventstore.Event) error) error {
-	return replay(ctx, store, 0, r.head, func(evs []eventstore.Event) error {
+	return projections.ReadLog(ctx, store, 0, r.head, logPage, func(evs []eventstore.Event) error {
 		if err := page(evs); err != nil {
 			return err
 		}
@@ -259,7 +234,7 @@ func (db *DB) swap(ctx context.Context, name string, rebuilt int64, tables []str
 		if err != nil {
 			return err
 		}
-		if err := replay(ctx, store, rebuilt, cp, func(evs []eventstore.Event) error { return catchUp(tx, evs) }); err != nil {
+		if err := projections.ReadLog(ctx, store, rebuilt, cp, logPage, func(evs []eventstore.Event) error { return catchUp(tx, evs) }); err != nil {
 			return fmt.Errorf("catching %s up: %w", name, err)
 		}
 		for _, t := range tables {
