@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/partnerhub/customers/internal/sqlitefile"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "modernc.org/sqlite" // the embedded store's SQL driver
@@ -153,20 +155,21 @@ type SQLiteIdempotency struct{ db *sql.DB }
 
 // OpenSQLiteIdempotency opens (creating if needed) the SQLite file at path.
 func OpenSQLiteIdempotency(ctx context.Context, path string) (*SQLiteIdempotency, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
-	}
-	// One connection: SQLite has one writer anyway, and this avoids
-	// SQLITE_BUSY between our own connections.
-	db.SetMaxOpenConns(1)
-	for _, q := range []string{idemSchemaPG, idemIndex} {
-		if _, err := db.ExecContext(ctx, sqliteSQL(q)); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("creating idempotency table in %s: %w", path, err)
+	write, read, err := sqlitefile.Open(ctx, path, sqlitefile.Options{Synchronous: "FULL"}, func(ctx context.Context, db *sql.DB) error {
+		for _, q := range []string{idemSchemaPG, idemIndex} {
+			if _, err := db.ExecContext(ctx, sqliteSQL(q)); err != nil {
+				return fmt.Errorf("creating the idempotency table: %w", err)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the idempotency store: %w", err)
 	}
-	return &SQLiteIdempotency{db: db}, nil
+	// Every statement here writes, or reads what a claim just wrote: all
+	// of them go through the one write connection.
+	read.Close()
+	return &SQLiteIdempotency{db: write}, nil
 }
 
 // Close closes the database.

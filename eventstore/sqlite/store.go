@@ -14,9 +14,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,16 +23,12 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/partnerhub/customers/eventstore"
+	"github.com/partnerhub/customers/internal/sqlitefile"
 )
 
 const (
-	// busyTimeout is how long a statement waits for another connection or
-	// process holding the write lock. Large imports from the CLI may hold it
-	// for a few seconds.
-	busyTimeout = 30 * time.Second
 	// defaultReadLimit applies when ReadRequest.Limit <= 0.
 	defaultReadLimit = 1000
-	readConns        = 4
 )
 
 // Store is the SQLite event store. It implements eventstore.Store and
@@ -77,59 +70,22 @@ var (
 const DefaultFile = "events.db"
 
 func Open(ctx context.Context, path string) (*Store, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("creating event store directory %s: %w", dir, err)
-		}
-	}
 	// synchronous=FULL: in WAL mode NORMAL may lose the last commits on power
 	// loss. The relay publishes committed events to NATS, so an event that
 	// vanished after publication (and whose position is then reused) would
 	// leave consumers with history the log no longer has. FULL costs one
 	// fsync per commit; a batch import is one commit, so it barely matters
 	// there.
-	pragmas := []string{
-		fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
-		"foreign_keys(1)",
-		"synchronous(FULL)",
-	}
-	write, err := sql.Open("sqlite", dsn(path, append(pragmas, "journal_mode(WAL)", "cache_size(-65536)"), "_txlock=immediate"))
+	write, read, err := sqlitefile.Open(ctx, path, sqlitefile.Options{Synchronous: "FULL", CacheKiB: 64 << 10}, migrate)
 	if err != nil {
-		return nil, fmt.Errorf("opening event store %s: %w", path, err)
+		return nil, fmt.Errorf("opening event store: %w", err)
 	}
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
-	write.SetConnMaxLifetime(0)
-	write.SetConnMaxIdleTime(0)
-	if err := migrate(ctx, write); err != nil {
-		write.Close()
-		return nil, fmt.Errorf("migrating event store %s: %w", path, err)
-	}
-	// The file exists and is in WAL mode now, so read connections need not
-	// (and, being query_only, could not) change the journal mode.
-	read, err := sql.Open("sqlite", dsn(path, append(pragmas, "query_only(1)")))
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("opening event store %s for reading: %w", path, err)
-	}
-	read.SetMaxOpenConns(readConns)
-	read.SetMaxIdleConns(readConns)
-
 	s := &Store{write: write, read: read, writeSem: make(chan struct{}, 1), subs: make(map[chan struct{}]struct{})}
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
-}
-
-func dsn(path string, pragmas []string, extra ...string) string {
-	q := make([]string, 0, len(pragmas)+len(extra))
-	for _, p := range pragmas {
-		q = append(q, "_pragma="+url.QueryEscape(p))
-	}
-	q = append(q, extra...)
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + strings.Join(q, "&")
 }
 
 // prepare readies the statements of the write path once; transactions reuse

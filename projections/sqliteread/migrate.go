@@ -3,12 +3,7 @@ package sqliteread
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"time"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/partnerhub/customers/projections"
 )
@@ -34,26 +29,9 @@ var migrations = []func() []string{
 // (db is the write pool, opened with _txlock=immediate): a second process
 // opening the file at the same time waits for the write lock, then reads the
 // new user_version and finds nothing left to do.
-//
-// While another handle switches a new file to WAL, SQLite can answer
-// SQLITE_BUSY without waiting on busy_timeout; migrate retries then.
+// sqlitefile.Open retries it while another handle switches a new file to
+// WAL (SQLite answers busy then, without waiting).
 func migrate(ctx context.Context, db *sql.DB) error {
-	deadline := time.Now().Add(busyTimeout)
-	for {
-		err := migrateOnce(ctx, db)
-		var se *sqlite.Error
-		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (waiting for the database: %w)", err, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-func migrateOnce(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("starting migrations: %w", err)

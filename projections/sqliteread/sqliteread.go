@@ -15,23 +15,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
-	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/partnerhub/customers/domain"
 	"github.com/partnerhub/customers/eventstore"
+	"github.com/partnerhub/customers/internal/sqlitefile"
 	"github.com/partnerhub/customers/projections"
 )
 
 const (
-	// busyTimeout is how long a statement waits for another process (the
-	// operator CLI rebuilding, say) to release the write lock.
-	busyTimeout = 30 * time.Second
-	readConns   = 4
 	// logPage is how many events a rebuild reads per call, and so the size
 	// of its write transactions.
 	logPage = 5000
@@ -63,36 +56,12 @@ type Options struct {
 const DefaultFile = "readmodels.db"
 
 func Open(ctx context.Context, path string, opt Options) (*DB, error) {
-	// Absolute, so the file: URI has an empty authority whatever path is.
-	path, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("resolving read-model path: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("creating read-model directory for %s: %w", path, err)
-	}
 	// synchronous=NORMAL: a read model that loses its last commits on power
 	// loss loses its checkpoint with them and replays those events.
-	common := []string{fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "synchronous(NORMAL)"}
-	write, err := sql.Open("sqlite", sqliteURI(path, "immediate", append(common, "journal_mode(WAL)", "cache_size(-65536)")...))
+	write, read, err := sqlitefile.Open(ctx, path, sqlitefile.Options{Synchronous: "NORMAL", CacheKiB: 64 << 10}, migrate)
 	if err != nil {
-		return nil, fmt.Errorf("opening read models %s: %w", path, err)
+		return nil, fmt.Errorf("opening read models: %w", err)
 	}
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
-	write.SetConnMaxIdleTime(0)
-	write.SetConnMaxLifetime(0)
-	if err := migrate(ctx, write); err != nil {
-		write.Close()
-		return nil, fmt.Errorf("migrating read models %s: %w", path, err)
-	}
-	read, err := sql.Open("sqlite", sqliteURI(path, "deferred", append(common, "query_only(1)")...))
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("opening read models %s for reading: %w", path, err)
-	}
-	read.SetMaxOpenConns(readConns)
-	read.SetMaxIdleConns(readConns)
 	db := &DB{write: write, read: read, reg: opt.Registry, notify: opt.OnCommit}
 	if db.reg == nil {
 		db.reg = domain.NewRegistry()
@@ -101,13 +70,6 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		db.notify = func(string, int64) {}
 	}
 	return db, nil
-}
-
-// sqliteURI is a file: URI with the driver's per-connection pragmas and
-// transaction lock mode.
-func sqliteURI(path, txlock string, pragmas ...string) string {
-	q := url.Values{"_pragma": pragmas, "_txlock": {txlock}}
-	return (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String()
 }
 
 // Close closes both connection pools. Like pgread's, it reports nothing: a
