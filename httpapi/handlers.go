@@ -93,15 +93,22 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request) error {
 	return s.answerCustomer(w, res.Customer, http.StatusCreated, res.Position)
 }
 
-func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) error {
+// pathCustomer reads the customer named in the path from its own stream.
+// minPosition is accepted (and checked) like on every query, though the
+// stream is always current.
+func (s *Server) pathCustomer(r *http.Request) (Customer, error) {
 	id, err := pathID(r, "id")
 	if err != nil {
-		return err
+		return Customer{}, err
 	}
 	if _, err := minPosition(r); err != nil {
-		return err
+		return Customer{}, err
 	}
-	c, err := s.cfg.Customers.Customer(r.Context(), principalOf(r).PartnerID, id)
+	return s.cfg.Customers.Customer(r.Context(), principalOf(r).PartnerID, id)
+}
+
+func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.pathCustomer(r)
 	if err != nil {
 		return err
 	}
@@ -180,14 +187,7 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if _, err := minPosition(r); err != nil {
-		return err
-	}
-	c, err := s.cfg.Customers.Customer(r.Context(), principalOf(r).PartnerID, id)
+	c, err := s.pathCustomer(r)
 	if err != nil {
 		return err
 	}
