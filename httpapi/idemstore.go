@@ -12,8 +12,8 @@ import (
 
 	"github.com/partnerhub/customers/internal/sqlitefile"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // the embedded store's SQL driver
 )
 
@@ -78,83 +78,29 @@ func encodeHeader(h http.Header) (string, error) {
 // insert and the read (a concurrent release or purge).
 const claimAttempts = 3
 
-// PostgresIdempotency is the IdempotencyStore on PostgreSQL.
-type PostgresIdempotency struct{ pool *pgxpool.Pool }
+// SQLIdempotency is the IdempotencyStore on either database, through
+// database/sql: the SQL above is the same for both but for placeholders.
+type SQLIdempotency struct {
+	db   *sql.DB
+	q    func(string) string // the dialect's form of a statement
+	stop func() error        // what Close releases
+}
 
-// NewPostgresIdempotency creates its table if needed and returns the store.
-func NewPostgresIdempotency(ctx context.Context, pool *pgxpool.Pool) (*PostgresIdempotency, error) {
+// NewPostgresIdempotency creates its table if needed and returns the store,
+// over the given pool (pgx's database/sql adapter shares it).
+func NewPostgresIdempotency(ctx context.Context, pool *pgxpool.Pool) (*SQLIdempotency, error) {
 	for _, q := range []string{idemSchemaPG, idemIndex} {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			return nil, fmt.Errorf("creating idempotency table: %w", err)
 		}
 	}
-	return &PostgresIdempotency{pool: pool}, nil
+	db := stdlib.OpenDBFromPool(pool)
+	return &SQLIdempotency{db: db, q: func(q string) string { return q }, stop: db.Close}, nil
 }
 
-func (s *PostgresIdempotency) Claim(ctx context.Context, partnerID, key string, fp []byte, now, lockUntil, expiresAt time.Time) (*IdempotencyRecord, error) {
-	for range claimAttempts {
-		var got string
-		err := s.pool.QueryRow(ctx, idemClaim, partnerID, key, fp, []byte{}, lockUntil.UnixNano(), expiresAt.UnixNano(), now.UnixNano()).Scan(&got)
-		if err == nil {
-			return nil, nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("claiming idempotency key: %w", err)
-		}
-		var (
-			rfp       []byte
-			completed bool
-			status    int
-			header    string
-			body      []byte
-		)
-		err = s.pool.QueryRow(ctx, idemSelect, partnerID, key).Scan(&rfp, &completed, &status, &header, &body)
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading idempotency record: %w", err)
-		}
-		return decodeRecord(rfp, completed, status, header, body)
-	}
-	return nil, errors.New("claiming idempotency key: record keeps vanishing")
-}
-
-func (s *PostgresIdempotency) Complete(ctx context.Context, partnerID, key string, fp []byte, rec IdempotencyRecord) error {
-	h, err := encodeHeader(rec.Header)
-	if err != nil {
-		return fmt.Errorf("encoding headers: %w", err)
-	}
-	if rec.Body == nil {
-		rec.Body = []byte{}
-	}
-	if _, err := s.pool.Exec(ctx, idemComplete, partnerID, key, fp, rec.Status, h, rec.Body); err != nil {
-		return fmt.Errorf("storing idempotent answer: %w", err)
-	}
-	return nil
-}
-
-func (s *PostgresIdempotency) Release(ctx context.Context, partnerID, key string, fp []byte) error {
-	if _, err := s.pool.Exec(ctx, idemRelease, partnerID, key, fp); err != nil {
-		return fmt.Errorf("releasing idempotency key: %w", err)
-	}
-	return nil
-}
-
-func (s *PostgresIdempotency) Purge(ctx context.Context, now time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, idemPurge, now.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("purging idempotency keys: %w", err)
-	}
-	return tag.RowsAffected(), nil
-}
-
-// SQLiteIdempotency is the IdempotencyStore in an SQLite file of its own
+// OpenSQLiteIdempotency opens (creating if needed) the SQLite file at path
 // (for example <datadir>/api.db), for the embedded setup.
-type SQLiteIdempotency struct{ db *sql.DB }
-
-// OpenSQLiteIdempotency opens (creating if needed) the SQLite file at path.
-func OpenSQLiteIdempotency(ctx context.Context, path string) (*SQLiteIdempotency, error) {
+func OpenSQLiteIdempotency(ctx context.Context, path string) (*SQLIdempotency, error) {
 	write, read, err := sqlitefile.Open(ctx, path, sqlitefile.Options{Synchronous: "FULL"}, func(ctx context.Context, db *sql.DB) error {
 		for _, q := range []string{idemSchemaPG, idemIndex} {
 			if _, err := db.ExecContext(ctx, sqliteSQL(q)); err != nil {
@@ -169,16 +115,16 @@ func OpenSQLiteIdempotency(ctx context.Context, path string) (*SQLiteIdempotency
 	// Every statement here writes, or reads what a claim just wrote: all
 	// of them go through the one write connection.
 	read.Close()
-	return &SQLiteIdempotency{db: write}, nil
+	return &SQLIdempotency{db: write, q: sqliteSQL, stop: write.Close}, nil
 }
 
-// Close closes the database.
-func (s *SQLiteIdempotency) Close() error { return s.db.Close() }
+// Close releases the store's connections (not a pool it was given).
+func (s *SQLIdempotency) Close() error { return s.stop() }
 
-func (s *SQLiteIdempotency) Claim(ctx context.Context, partnerID, key string, fp []byte, now, lockUntil, expiresAt time.Time) (*IdempotencyRecord, error) {
+func (s *SQLIdempotency) Claim(ctx context.Context, partnerID, key string, fp []byte, now, lockUntil, expiresAt time.Time) (*IdempotencyRecord, error) {
 	for range claimAttempts {
 		var got string
-		err := s.db.QueryRowContext(ctx, sqliteSQL(idemClaim), partnerID, key, fp, []byte{}, lockUntil.UnixNano(), expiresAt.UnixNano(), now.UnixNano()).Scan(&got)
+		err := s.db.QueryRowContext(ctx, s.q(idemClaim), partnerID, key, fp, []byte{}, lockUntil.UnixNano(), expiresAt.UnixNano(), now.UnixNano()).Scan(&got)
 		if err == nil {
 			return nil, nil
 		}
@@ -192,7 +138,7 @@ func (s *SQLiteIdempotency) Claim(ctx context.Context, partnerID, key string, fp
 			header    string
 			body      []byte
 		)
-		err = s.db.QueryRowContext(ctx, sqliteSQL(idemSelect), partnerID, key).Scan(&rfp, &completed, &status, &header, &body)
+		err = s.db.QueryRowContext(ctx, s.q(idemSelect), partnerID, key).Scan(&rfp, &completed, &status, &header, &body)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -204,7 +150,7 @@ func (s *SQLiteIdempotency) Claim(ctx context.Context, partnerID, key string, fp
 	return nil, errors.New("claiming idempotency key: record keeps vanishing")
 }
 
-func (s *SQLiteIdempotency) Complete(ctx context.Context, partnerID, key string, fp []byte, rec IdempotencyRecord) error {
+func (s *SQLIdempotency) Complete(ctx context.Context, partnerID, key string, fp []byte, rec IdempotencyRecord) error {
 	h, err := encodeHeader(rec.Header)
 	if err != nil {
 		return fmt.Errorf("encoding headers: %w", err)
@@ -212,24 +158,27 @@ func (s *SQLiteIdempotency) Complete(ctx context.Context, partnerID, key string,
 	if rec.Body == nil {
 		rec.Body = []byte{}
 	}
-	if _, err := s.db.ExecContext(ctx, sqliteSQL(idemComplete), partnerID, key, fp, rec.Status, h, rec.Body); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.q(idemComplete), partnerID, key, fp, rec.Status, h, rec.Body); err != nil {
 		return fmt.Errorf("storing idempotent answer: %w", err)
 	}
 	return nil
 }
 
-func (s *SQLiteIdempotency) Release(ctx context.Context, partnerID, key string, fp []byte) error {
-	if _, err := s.db.ExecContext(ctx, sqliteSQL(idemRelease), partnerID, key, fp); err != nil {
+func (s *SQLIdempotency) Release(ctx context.Context, partnerID, key string, fp []byte) error {
+	if _, err := s.db.ExecContext(ctx, s.q(idemRelease), partnerID, key, fp); err != nil {
 		return fmt.Errorf("releasing idempotency key: %w", err)
 	}
 	return nil
 }
 
-func (s *SQLiteIdempotency) Purge(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, sqliteSQL(idemPurge), now.UnixNano())
+func (s *SQLIdempotency) Purge(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(idemPurge), now.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("purging idempotency keys: %w", err)
 	}
-	n, _ := res.RowsAffected()
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("counting purged idempotency keys: %w", err)
+	}
 	return n, nil
 }
