@@ -1,10 +1,14 @@
 package pgread
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,8 +18,21 @@ import (
 
 var customerTables = []string{"rm_customers", "rm_customer_tags", "rm_tags"}
 
-var customerIndexes = []string{"rm_customers_pkey", "rm_customers_by_name", "rm_customers_by_domain", "rm_customers_trgm_all",
-	"rm_customers_trgm_name", "rm_customers_trgm_domain", "rm_customer_tags_pkey", "rm_customer_tags_by_tag", "rm_tags_pkey"}
+var customerIndexes = []string{"rm_customers_pkey", "rm_customers_by_name", "rm_customers_by_domain", "rm_customers_trgm_text",
+	"rm_customers_trgm_id", "rm_customer_tags_pkey", "rm_customer_tags_holders", "rm_tags_pkey"}
+
+// droppedCustomerIndexes are indexes of earlier versions, dropped by the
+// migration: one trigram index over search_text with the id in it took
+// longer to build than the two that replace it together, one per field
+// added build time for what a recheck does, and a tag's holders are read
+// from rm_customer_tags_holders alone (by_tag sent each to the table).
+var droppedCustomerIndexes = []string{"rm_customers_trgm_all", "rm_customers_trgm_name", "rm_customers_trgm_domain", "rm_customer_tags_by_tag"}
+
+// nameDomain is the expression the trigram index over company name and
+// domain covers; queries must spell it the same way to use the index.
+func nameDomain(alias string) string {
+	return `(` + alias + `company_key || E'\n' || ` + alias + `primary_domain)`
+}
 
 // customerTableDDL and customerIndexDDL are split so a rebuild can load
 // before indexing. Text that is sorted or compared uses COLLATE "C": byte
@@ -34,16 +51,38 @@ func customerTableDDL(sfx string) []string {
 
 func customerIndexDDL(sfx, trgm string) []string {
 	return []string{
-		`ALTER TABLE rm_customers` + sfx + ` ADD CONSTRAINT rm_customers_pkey` + sfx + ` PRIMARY KEY (partner_id, customer_id, relationship)`,
+		pkeyIndex("rm_customers"+sfx, "rm_customers_pkey"+sfx, "partner_id, customer_id, relationship"),
 		`CREATE INDEX rm_customers_by_name` + sfx + ` ON rm_customers` + sfx + ` (partner_id, company_key, customer_id, relationship)`,
 		`CREATE INDEX rm_customers_by_domain` + sfx + ` ON rm_customers` + sfx + ` (partner_id, primary_domain, customer_id, relationship)`,
-		`CREATE INDEX rm_customers_trgm_all` + sfx + ` ON rm_customers` + sfx + ` USING gin (search_text ` + trgm + `.gin_trgm_ops)`,
-		`CREATE INDEX rm_customers_trgm_name` + sfx + ` ON rm_customers` + sfx + ` USING gin (company_key ` + trgm + `.gin_trgm_ops)`,
-		`CREATE INDEX rm_customers_trgm_domain` + sfx + ` ON rm_customers` + sfx + ` USING gin (primary_domain ` + trgm + `.gin_trgm_ops)`,
-		`ALTER TABLE rm_customer_tags` + sfx + ` ADD CONSTRAINT rm_customer_tags_pkey` + sfx + ` PRIMARY KEY (partner_id, customer_id, tag_id)`,
-		`CREATE INDEX rm_customer_tags_by_tag` + sfx + ` ON rm_customer_tags` + sfx + ` (partner_id, tag_id)`,
-		`ALTER TABLE rm_tags` + sfx + ` ADD CONSTRAINT rm_tags_pkey` + sfx + ` PRIMARY KEY (partner_id, tag_id)`,
+		`CREATE INDEX rm_customers_trgm_text` + sfx + ` ON rm_customers` + sfx + ` USING gin (` + nameDomain("") + ` ` + trgm + `.gin_trgm_ops)`,
+		`CREATE INDEX rm_customers_trgm_id` + sfx + ` ON rm_customers` + sfx + ` USING gin (customer_id ` + trgm + `.gin_trgm_ops)`,
+		pkeyIndex("rm_customer_tags"+sfx, "rm_customer_tags_pkey"+sfx, "partner_id, customer_id, tag_id"),
+		`CREATE INDEX rm_customer_tags_holders` + sfx + ` ON rm_customer_tags` + sfx + ` (partner_id, tag_id, customer_id)`,
+		pkeyIndex("rm_tags"+sfx, "rm_tags_pkey"+sfx, "partner_id, tag_id"),
 	}
+}
+
+// customerPrimaryKeys turns the rebuild's unique indexes into the tables'
+// primary keys, once every index is built.
+func customerPrimaryKeys(sfx string) []string {
+	return []string{
+		pkeyAttach("rm_customers"+sfx, "rm_customers_pkey"+sfx),
+		pkeyAttach("rm_customer_tags"+sfx, "rm_customer_tags_pkey"+sfx),
+		pkeyAttach("rm_tags"+sfx, "rm_tags_pkey"+sfx),
+	}
+}
+
+// pkeyIndex and pkeyAttach build a primary key in two steps: the unique
+// index under a SHARE lock, so that it builds beside the table's other
+// indexes, then the constraint on that index, a catalog change. ADD
+// PRIMARY KEY in one step takes an exclusive lock and waits for every
+// other build on the table (measured: 8 s of a 20 s rebuild).
+func pkeyIndex(table, name, cols string) string {
+	return `CREATE UNIQUE INDEX ` + name + ` ON ` + table + ` (` + cols + `)`
+}
+
+func pkeyAttach(table, name string) string {
+	return `ALTER TABLE ` + table + ` ADD CONSTRAINT ` + name + ` PRIMARY KEY USING INDEX ` + name
 }
 
 // customerDDL is the migration form: constraints inline so that IF NOT
@@ -190,9 +229,20 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	}
 	args := []any{partnerID}
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
-	where := []string{"c.partner_id = $1"}
 	holders := func(ids []string) string {
 		return `SELECT ct.customer_id COLLATE "C" FROM rm_customer_tags ct WHERE ct.partner_id = $1 AND ct.tag_id = ANY(` + arg(ids) + `::text[])`
+	}
+	// Each condition comes twice: as a plain filter for rows the walk has
+	// read already, and in the form the trigram indexes serve. The latter
+	// are built last, so that their parameters come after every one the
+	// walk uses (PostgreSQL refuses unused parameters).
+	var (
+		walkMatch  []string
+		indexMatch []func() string
+		readsText  bool // a condition reads more of a row than its id
+	)
+	same := func(cond string) {
+		walkMatch, indexMatch = append(walkMatch, cond), append(indexMatch, func() string { return cond })
 	}
 	if q.Pattern != "" {
 		var pat string // a parameter only where used: PostgreSQL must infer its type
@@ -201,80 +251,148 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		}
 		switch q.SearchBy {
 		case projections.SearchAll:
+			readsText = true
+			text := func() string {
+				t := "c.search_text LIKE " + pat + " AND (" + trigramConds(nameDomain("c."), q.Pattern, arg)
+				if couldBeID(q.Pattern) {
+					t += " OR " + trigramConds("c.customer_id", q.Pattern, arg)
+				}
+				return t + ")"
+			}
 			if len(matched) == 0 {
-				where = append(where, "c.search_text LIKE "+pat)
+				walkMatch = append(walkMatch, "c.search_text LIKE "+pat)
+				indexMatch = append(indexMatch, text)
 			} else {
+				h := holders(matched)
+				walkMatch = append(walkMatch, "(c.search_text LIKE "+pat+" OR c.customer_id IN ("+h+"))")
 				// A UNION, not an OR: each side keeps its own index.
-				where = append(where, "c.customer_id IN (SELECT customer_id FROM rm_customers WHERE partner_id = $1 AND search_text LIKE "+pat+
-					" UNION "+holders(matched)+")")
+				indexMatch = append(indexMatch, func() string {
+					return "c.customer_id IN (SELECT c.customer_id FROM rm_customers c WHERE c.partner_id = $1 AND " + text() + " UNION " + h + ")"
+				})
 			}
 		case projections.SearchCompanyName:
-			where = append(where, "c.company_key LIKE "+pat)
+			readsText = true
+			walkMatch = append(walkMatch, "c.company_key LIKE "+pat)
+			indexMatch = append(indexMatch, func() string {
+				return "c.company_key LIKE " + pat + " AND " + trigramConds(nameDomain("c."), q.Pattern, arg)
+			})
 		case projections.SearchDomain:
-			where = append(where, "c.primary_domain LIKE "+pat)
+			readsText = true
+			walkMatch = append(walkMatch, "c.primary_domain LIKE "+pat)
+			indexMatch = append(indexMatch, func() string {
+				return "c.primary_domain LIKE " + pat + " AND " + trigramConds(nameDomain("c."), q.Pattern, arg)
+			})
 		case projections.SearchID:
-			// search_text ends with the folded id: its trigram index narrows
-			// the rows, the id check keeps only id matches.
-			where = append(where, "c.search_text LIKE "+pat+" AND lower(c.customer_id) LIKE "+pat)
+			walkMatch = append(walkMatch, "c.customer_id LIKE "+pat)
+			indexMatch = append(indexMatch, func() string {
+				return "lower(c.customer_id) LIKE " + pat + " AND " + trigramConds("c.customer_id", q.Pattern, arg)
+			})
 		case projections.SearchTag:
 			if len(matched) == 0 {
 				return projections.CustomerPage{Items: []projections.CustomerItem{}}, nil
 			}
-			where = append(where, "c.customer_id IN ("+holders(matched)+")")
+			same("c.customer_id IN (" + holders(matched) + ")")
 		}
 	}
 	for _, ids := range filters {
 		if len(ids) == 0 {
 			return projections.CustomerPage{Items: []projections.CustomerItem{}}, nil
 		}
-		where = append(where, "c.customer_id IN ("+holders(ids)+")")
+		same("c.customer_id IN (" + holders(ids) + ")")
 	}
-	match := where[1:]
-	where = where[:1:1]
+	where := []string{"c.partner_id = $1"}
 	if q.Relationship != "" {
 		where = append(where, "c.relationship = "+arg(q.Relationship))
 	}
-	key, cmp, dir := "c.company_key", ">", "ASC"
+	key, op, dir := "c.company_key", ">", "ASC"
 	if strings.TrimPrefix(q.Sort, "-") == projections.SortDomain {
 		key = "c.primary_domain"
 	}
 	if q.Desc {
-		cmp, dir = "<", "DESC"
+		op, dir = "<", "DESC"
 	}
 	if q.After != nil {
 		// The cursor's own row is excluded by identity too: renamed since,
 		// it would sort after its old key and come back.
 		id, rel := arg(q.After.ID), arg(q.After.Relationship)
 		where = append(where, fmt.Sprintf("(%s, c.customer_id, c.relationship) %s (%s, %s, %s) AND NOT (c.customer_id = %s AND c.relationship = %s)",
-			key, cmp, arg(q.After.Key), id, rel, id, rel))
+			key, op, arg(q.After.Key), id, rel, id, rel))
 	}
 	order := fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit)
 	cols := `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, ` + tagsOfRow
-	if len(match) == 0 {
+	if len(walkMatch) == 0 {
 		items, err := c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(where, " AND ")+order, args)
 		return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
 	}
 	// Where matches are dense, walking the sort index finds a page within
-	// a few thousand rows; where they are rare or clustered far down the
+	// a few hundred rows; where they are rare or clustered far down the
 	// order (every "Müller ..." sits under M), the walk reads most of the
 	// list, and the trigram indexes are the way. The planner cannot tell
 	// the two apart, so: walk a bounded prefix first, and if it does not
 	// fill the page, search through the indexes with the order by an
 	// expression (which keeps the sort index out).
-	items, err := c.query(ctx, cols+` FROM (SELECT * FROM rm_customers c WHERE `+strings.Join(where, " AND ")+
-		fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, searchWalk)+
-		`) c WHERE `+strings.Join(match, " AND ")+order, args)
+	var walk string
+	if readsText {
+		walk = `SELECT * FROM (SELECT * FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
+			fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, searchWalk) +
+			`) c WHERE ` + strings.Join(walkMatch, " AND ")
+	} else {
+		// Conditions on the id alone (tags, id search) need no row: the
+		// walk reads the sort index only, ten times as far for the time,
+		// and the page's rows are fetched at the end.
+		walk = `SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
+			fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, searchWalkIndexOnly)
+		walk = `SELECT c.* FROM (SELECT * FROM (` + walk + `) c WHERE ` + strings.Join(walkMatch, " AND ") + order + `) w
+			JOIN rm_customers c ON c.partner_id = w.partner_id AND c.customer_id = w.customer_id AND c.relationship = w.relationship`
+	}
+	items, err := c.query(ctx, cols+` FROM (`+walk+`) c`+order, args)
 	if err != nil || len(items) == q.Limit {
 		return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
 	}
-	items, err = c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(append(where, match...), " AND ")+
+	for _, m := range indexMatch {
+		where = append(where, m())
+	}
+	items, err = c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(where, " AND ")+
 		fmt.Sprintf(" ORDER BY %s || '' %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit), args)
 	return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
 }
 
-// searchWalk is how many rows of the sort order a search reads before it
-// turns to the trigram indexes.
-const searchWalk = 2000
+// searchWalk and searchWalkIndexOnly are how many rows of the sort order a
+// search reads before it turns to the trigram indexes: rows, or entries of
+// the sort index alone.
+const (
+	searchWalk          = 1000
+	searchWalkIndexOnly = 10000
+)
+
+// trigramConds returns the conditions on expr that the trigram index over
+// it serves for a substring search with the LIKE pattern: one per word of
+// three or more letters or digits (the four longest), each a necessary
+// condition of the whole pattern, which the caller checks. Words rather
+// than the pattern: pg_trgm adds padded trigrams at word boundaries ("  b",
+// " br" for "northwind brau"), each with a posting list of a good part of
+// the table, and reading those was most of a search's time (measured 1.5-3x
+// at 1M customers). With no such word, the pattern itself.
+func trigramConds(expr, pattern string, arg func(any) string) string {
+	words := strings.FieldsFunc(pattern, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	words = slices.DeleteFunc(words, func(w string) bool { return utf8.RuneCountInString(w) < 3 })
+	slices.SortFunc(words, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+	words = slices.Compact(words)
+	if len(words) == 0 {
+		return expr + " LIKE " + arg(pattern)
+	}
+	var conds []string
+	for _, w := range words[:min(len(words), 4)] {
+		conds = append(conds, expr+" LIKE "+arg("%"+w+"%"))
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// couldBeID reports whether a folded search pattern could match part of a
+// customer id (a lower-case UUID): hex digits and dashes only.
+func couldBeID(pattern string) bool {
+	return strings.Trim(strings.Trim(pattern, "%"), "0123456789abcdef-") == ""
+}
 
 func (c *CustomerList) query(ctx context.Context, sql string, args []any) ([]projections.CustomerItem, error) {
 	rows, err := c.db.pool.Query(ctx, sql, args...)

@@ -99,6 +99,9 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("finding pg_trgm's schema: %w", err)
 	}
 	stmts := []string{`CREATE TABLE IF NOT EXISTS rm_checkpoints (name text PRIMARY KEY, position bigint NOT NULL)`}
+	for _, ix := range droppedCustomerIndexes {
+		stmts = append(stmts, `DROP INDEX IF EXISTS `+ix)
+	}
 	stmts = append(stmts, customerDDL("", db.trgm)...)
 	stmts = append(stmts, activityDDL("")...)
 	for _, name := range []string{projections.CustomerListName, projections.ActivityLogName} {

@@ -30,10 +30,11 @@ func (c *CustomerList) Rebuild(ctx context.Context, store eventstore.Store, prog
 	})
 }
 
-// rebuildIndexMem is maintenance_work_mem for the rebuild's index builds:
-// a GIN build that fits in memory is several times faster than one that
-// spills.
-const rebuildIndexMem = "1GB"
+// rebuildIndexMem is maintenance_work_mem for the rebuild's index builds,
+// set whatever the server's: measured on 1M customers, the trigram index
+// built in 27 s with 64MB, 29 s with 256MB and 37 s with 1GB (a larger
+// in-memory accumulator costs more in cache misses than it saves).
+const rebuildIndexMem = "64MB"
 
 // load writes state into the _new tables with COPY (the three tables at
 // once, each on its own connection), then indexes them, again in parallel
@@ -89,6 +90,24 @@ func (c *CustomerList) load(ctx context.Context, state *projections.CustomerList
 	var wg sync.WaitGroup
 	for k, cp := range copies {
 		wg.Go(func() {
+			if k == 0 {
+				// Rows go in in the list's default order, so that a walk of
+				// the sort index reads neighbouring rows from the same
+				// pages, and so do a broad search's matches, which cluster
+				// by name (measured at 1M customers: 2-3x faster searches).
+				// Rows the projector adds later go wherever there is room;
+				// the next rebuild orders them again.
+				slices.SortFunc(custs, func(a, b custRow) int {
+					// Compared one key at a time: most pairs differ in the name.
+					if a.c.PartnerID != b.c.PartnerID {
+						return strings.Compare(a.c.PartnerID, b.c.PartnerID)
+					}
+					if a.c.CompanyKey != b.c.CompanyKey {
+						return strings.Compare(a.c.CompanyKey, b.c.CompanyKey)
+					}
+					return cmp.Or(strings.Compare(a.c.ID, b.c.ID), strings.Compare(a.rel, b.rel))
+				})
+			}
 			src := pgx.CopyFromSlice(cp.n, func(i int) ([]any, error) {
 				buf[k] = cp.row(i, buf[k])
 				return buf[k], nil
@@ -110,7 +129,10 @@ func (c *CustomerList) load(ctx context.Context, state *projections.CustomerList
 	slices.SortStableFunc(stmts, func(a, b string) int {
 		return cmp.Compare(b2i(strings.Contains(b, "USING gin")), b2i(strings.Contains(a, "USING gin")))
 	})
-	return c.indexParallel(ctx, stmts, 2)
+	if err := c.indexParallel(ctx, stmts, 2); err != nil {
+		return err
+	}
+	return execAll(ctx, c.db.pool, customerPrimaryKeys("_new"))
 }
 
 // indexParallel runs the index statements on n connections at once, each

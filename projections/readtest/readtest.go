@@ -193,6 +193,13 @@ func testScenario(t *testing.T, open func(t *testing.T) Models) {
 	want("-companyName", search(projections.SearchParams{Sort: "-companyName"}), a, bIndirect, bDirect)
 	want("domain sort", search(projections.SearchParams{Sort: "domain"}), bDirect, bIndirect, a)
 	want("wildcards are literal", search(projections.SearchParams{Q: "%"}))
+	// The trigram path's forms: words of a query, a query without a word of
+	// three letters, the inside of an id (all and by id).
+	want("words", search(projections.SearchParams{Q: "söhne gmbh"}), a)
+	want("no long word", search(projections.SearchParams{Q: "r & s"}), a)
+	want("inside of an id", search(projections.SearchParams{Q: "000000b"}), bDirect, bIndirect)
+	want("inside of an id, by id", search(projections.SearchParams{Q: "0000-00000000000A", SearchBy: "id"}), a)
+	want("words by company name", search(projections.SearchParams{Q: "ller & s", SearchBy: "companyName"}), a)
 
 	// Keyset pages of one add up to the whole list, in order.
 	var paged []projections.CustomerItem
