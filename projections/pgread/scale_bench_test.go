@@ -1,6 +1,7 @@
 package pgread_test
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -30,7 +31,10 @@ import (
 
 var explain = flag.Bool("explain", false, "log the export query's plan in BenchmarkScale")
 
-var scaleCustomers = flag.Int("customers", 20_000, "customers of the large partner in BenchmarkScale (1000000 for the issue's target)")
+var (
+	scaleCustomers = flag.Int("customers", 20_000, "customers of the large partner in BenchmarkScale (1000000 for the issue's target)")
+	scaleRandom    = flag.Bool("random-order", false, "BenchmarkScale: store rows in generated order, as a list grown by the projector has them, instead of in list order, as a rebuild leaves them")
+)
 
 const benchPartner = "p-large"
 
@@ -127,12 +131,13 @@ func loadCustomers(ctx context.Context, b *testing.B, pool *pgxpool.Pool, n int)
 	}
 	// Customers and their tags are generated twice (same seed) rather than
 	// held in memory: two COPY streams.
+	gen := func(each func(genCustomer) error) error { return generate(n, each) }
 	copyGen := func(table string, cols []string, rowsOf func(genCustomer) [][]any) {
 		ch := make(chan []any, 1024)
 		errc := make(chan error, 1)
 		go func() {
 			defer close(ch)
-			errc <- generate(n, func(c genCustomer) error {
+			errc <- gen(func(c genCustomer) error {
 				for _, r := range rowsOf(c) {
 					select {
 					case ch <- r:
@@ -156,6 +161,28 @@ func loadCustomers(ctx context.Context, b *testing.B, pool *pgxpool.Pool, n int)
 		}
 		if err := <-errc; err != nil {
 			b.Fatal(err)
+		}
+	}
+	if !*scaleRandom {
+		// As a rebuild stores them: in the list's order (pgread's load).
+		var all []genCustomer
+		_ = generate(n, func(c genCustomer) error { all = append(all, c); return nil })
+		for i := range all {
+			all[i].name = projections.Fold(all[i].name) + "\x00" + all[i].name // sort key first; cut below
+		}
+		slices.SortFunc(all, func(a, b genCustomer) int {
+			return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.id, b.id))
+		})
+		for i := range all {
+			all[i].name = all[i].name[strings.IndexByte(all[i].name, 0)+1:]
+		}
+		gen = func(each func(genCustomer) error) error {
+			for _, c := range all {
+				if err := each(c); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 	}
 	copyGen("rm_customers", []string{"partner_id", "customer_id", "relationship", "company_name", "company_key", "primary_domain", "search_text"},
