@@ -78,7 +78,10 @@ func (a *ActivityLog) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.
 }
 
 func (a *ActivityLog) apply(ctx context.Context, tx pgx.Tx, sfx string, events []eventstore.Event) error {
-	names := &pgNames{tx: tx, sfx: sfx}
+	// Writes are queued and sent in one round trip at the end, as the
+	// customer list's are; names the batch set are answered from memory, so
+	// a read never needs a queued write.
+	names := &pgNames{tx: tx, sfx: sfx, known: map[[2]string]string{}}
 	for _, ev := range events {
 		e, err := projections.Decode(a.db.reg, ev)
 		if err != nil {
@@ -91,11 +94,15 @@ func (a *ActivityLog) apply(ctx context.Context, tx pgx.Tx, sfx string, events [
 			}
 			continue
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO rm_activity`+sfx+` (position, partner_id, at, partner_user, customer_id, customer_name,
+		names.queue.Queue(`INSERT INTO rm_activity`+sfx+` (position, partner_id, at, partner_user, customer_id, customer_name,
 			operation, resource_type, old_value, new_value) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING`,
-			activityRow(entry)...); err != nil {
-			return fmt.Errorf("writing activity at position %d: %w", ev.Position, err)
-		}
+			activityRow(entry)...)
+	}
+	if names.queue.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, &names.queue).Close(); err != nil {
+		return fmt.Errorf("writing activity: %w", err)
 	}
 	return nil
 }
@@ -106,24 +113,35 @@ func activityRow(e projections.ActivityEntry) []any {
 
 var activityCols = []string{"position", "partner_id", "at", "partner_user", "customer_id", "customer_name", "operation", "resource_type", "old_value", "new_value"}
 
+// pgNames is rm_activity_names for one batch: a name is read from the table
+// once, writes join the batch's queue and are remembered.
 type pgNames struct {
-	tx  pgx.Tx
-	sfx string
+	tx    pgx.Tx
+	sfx   string
+	known map[[2]string]string
+	queue pgx.Batch
 }
 
 func (n *pgNames) CustomerName(ctx context.Context, p, id string) (string, error) {
+	if name, ok := n.known[[2]string{p, id}]; ok {
+		return name, nil
+	}
 	var name string
 	err := n.tx.QueryRow(ctx, `SELECT name FROM rm_activity_names`+n.sfx+` WHERE partner_id = $1 AND customer_id = $2`, p, id).Scan(&name)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+		err = nil
+	}
+	if err == nil {
+		n.known[[2]string{p, id}] = name
 	}
 	return name, err
 }
 
-func (n *pgNames) SetCustomerName(ctx context.Context, p, id, name string) error {
-	_, err := n.tx.Exec(ctx, `INSERT INTO rm_activity_names`+n.sfx+` (partner_id, customer_id, name) VALUES ($1,$2,$3)
+func (n *pgNames) SetCustomerName(_ context.Context, p, id, name string) error {
+	n.known[[2]string{p, id}] = name
+	n.queue.Queue(`INSERT INTO rm_activity_names`+n.sfx+` (partner_id, customer_id, name) VALUES ($1,$2,$3)
 		ON CONFLICT (partner_id, customer_id) DO UPDATE SET name = excluded.name`, p, id, name)
-	return err
+	return nil
 }
 
 // QueryActivity answers GET /v1/activity: newest first, keyset on position.
