@@ -26,7 +26,7 @@ func (c *CustomerList) Rebuild(ctx context.Context, store eventstore.Store, prog
 		return fmt.Errorf("rebuilding customer list: %w", err)
 	}
 	return c.db.swap(ctx, c.Name(), rebuilt, customerTables, customerIndexes, store, func(tx pgx.Tx, evs []eventstore.Event) error {
-		return projections.ApplyCustomerList(ctx, &customerWriter{tx: tx, sfx: "_new"}, c.db.reg, evs)
+		return applyCustomerList(ctx, tx, "_new", c.db.reg, evs)
 	})
 }
 
@@ -86,6 +86,12 @@ func (c *CustomerList) load(ctx context.Context, state *projections.CustomerList
 			return append(dst[:0], t.PartnerID, t.ID, t.Name, projections.Fold(t.Name), t.CustomerCount)
 		}},
 	}
+	// The small tables are indexed as soon as they are loaded, while the
+	// customers are still sorted and copied.
+	stmts := customerIndexDDL("_new", c.db.trgm)
+	onTable := func(table string) []string {
+		return slices.DeleteFunc(slices.Clone(stmts), func(s string) bool { return !strings.Contains(s, " ON "+table+" ") })
+	}
 	errs := make([]error, len(copies))
 	var wg sync.WaitGroup
 	for k, cp := range copies {
@@ -114,6 +120,10 @@ func (c *CustomerList) load(ctx context.Context, state *projections.CustomerList
 			})
 			if _, err := c.db.pool.CopyFrom(ctx, pgx.Identifier{cp.table}, cp.cols, src); err != nil {
 				errs[k] = fmt.Errorf("copying into %s: %w", cp.table, err)
+				return
+			}
+			if k > 0 {
+				errs[k] = c.indexParallel(ctx, onTable(cp.table), 1)
 			}
 		})
 	}
@@ -123,9 +133,9 @@ func (c *CustomerList) load(ctx context.Context, state *projections.CustomerList
 			return err
 		}
 	}
-	// GIN builds take longest (the one on search_text most): start them
-	// first so that the short ones fill in beside them.
-	stmts := customerIndexDDL("_new", c.db.trgm)
+	// GIN builds take longest: start them first so that the short ones
+	// fill in beside them.
+	stmts = onTable("rm_customers_new")
 	slices.SortStableFunc(stmts, func(a, b string) int {
 		return cmp.Compare(b2i(strings.Contains(b, "USING gin")), b2i(strings.Contains(a, "USING gin")))
 	})
