@@ -1,0 +1,122 @@
+package pgread_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/partnerhub/customers/domain"
+	"github.com/partnerhub/customers/internal/testenv"
+	"github.com/partnerhub/customers/projections"
+	"github.com/partnerhub/customers/projections/pgread"
+	"github.com/partnerhub/customers/projections/readtest"
+)
+
+// TestRebuildStoresListOrder: a rebuild leaves the customer rows in the
+// list's default order on disk (searches rely on it for speed), with every
+// index and primary key in place: the projector's upserts work after it.
+func TestRebuildStoresListOrder(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresSchema(t)
+	db, err := pgread.Open(ctx, url, pgread.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	store := readtest.Store(t)
+	// Created in an order unrelated to the names, one dual partner.
+	names := []string{"Zeta AG", "alpha GmbH", "Müller KG", "Beta Ltd.", "Ärzte eG", "Contoso", "mu Labs"}
+	for i, name := range names {
+		id := uuid.NewString()
+		readtest.Append(t, store, "p1", domain.CustomerStream("p1", id), "ann@p1.example",
+			domain.CustomerCreated{CustomerID: id, CompanyName: name, PrimaryDomain: strings.ToLower(strings.Fields(name)[0]) + ".example", Relationship: domain.RelationshipDirectBill})
+		if i == 2 {
+			readtest.Append(t, store, "p1", domain.CustomerStream("p1", id), "ann@p1.example",
+				domain.CustomerRelationshipAdded{CustomerID: id, Relationship: domain.RelationshipIndirectReseller})
+		}
+	}
+	list := db.CustomerList()
+	if err := list.Rebuild(ctx, store, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, _ := conn.Query(ctx, `SELECT company_key, customer_id, relationship FROM rm_customers ORDER BY ctid`)
+	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var k, id, rel string
+		err := r.Scan(&k, &id, &rel)
+		return k + "\x00" + id + "\x00" + rel, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != len(names)+1 || !slices.IsSorted(stored) {
+		t.Errorf("rows on disk after rebuild, in ctid order:\n%q\nwant %d rows sorted by name, id, relationship", stored, len(names)+1)
+	}
+	var pkeys int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid::regclass::text IN ('rm_customers', 'rm_customer_tags', 'rm_tags')`).Scan(&pkeys); err != nil || pkeys != 3 {
+		t.Errorf("primary keys after rebuild: %d, %v; want 3", pkeys, err)
+	}
+	// The live projector continues on the swapped tables: a new customer
+	// and a tag assignment (ON CONFLICT needs the primary keys).
+	id := uuid.NewString()
+	readtest.Append(t, store, "p1", domain.CustomerStream("p1", id), "ann@p1.example",
+		domain.CustomerCreated{CustomerID: id, CompanyName: "Omega", PrimaryDomain: "omega.example", Relationship: domain.RelationshipDirectBill})
+	evs := readtest.All(t, store)
+	if err := list.ApplyBatch(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	page, err := list.SearchCustomers(ctx, "p1", projections.SearchParams{Q: "omega"})
+	if err != nil || len(page.Items) != 1 {
+		t.Errorf("search after rebuild and apply: %+v, %v", page, err)
+	}
+}
+
+// TestMigrationReplacesOldIndexes: a database of the previous version, with
+// its trigram and tag indexes, opens with this version's indexes instead.
+func TestMigrationReplacesOldIndexes(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresSchema(t)
+	db, err := pgread.Open(ctx, url, pgread.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, s := range []string{
+		`DROP INDEX rm_customers_trgm_text`, `DROP INDEX rm_customers_trgm_id`, `DROP INDEX rm_customer_tags_holders`,
+		`CREATE INDEX rm_customers_trgm_all ON rm_customers USING gin (search_text public.gin_trgm_ops)`,
+		`CREATE INDEX rm_customers_trgm_name ON rm_customers USING gin (company_key public.gin_trgm_ops)`,
+		`CREATE INDEX rm_customers_trgm_domain ON rm_customers USING gin (primary_domain public.gin_trgm_ops)`,
+		`CREATE INDEX rm_customer_tags_by_tag ON rm_customer_tags (partner_id, tag_id)`,
+	} {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	db, err = pgread.Open(ctx, url, pgread.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	rows, _ := conn.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN ('rm_customers', 'rm_customer_tags') ORDER BY 1`)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"rm_customer_tags_holders", "rm_customer_tags_pkey", "rm_customers_by_domain", "rm_customers_by_name", "rm_customers_pkey", "rm_customers_trgm_id", "rm_customers_trgm_text"}
+	if !slices.Equal(got, want) {
+		t.Errorf("indexes after migrating = %q, want %q", got, want)
+	}
+}
