@@ -57,6 +57,9 @@ type CustomerListWriter interface {
 // checkpoint.
 func ApplyCustomerList(ctx context.Context, w CustomerListWriter, reg *domain.Registry, events []eventstore.Event) error {
 	for _, ev := range events {
+		if !customerListReads(ev.Type) {
+			continue
+		}
 		e, err := Decode(reg, ev)
 		if err != nil {
 			return err
@@ -66,6 +69,17 @@ func ApplyCustomerList(ctx context.Context, w CustomerListWriter, reg *domain.Re
 		}
 	}
 	return nil
+}
+
+// customerListReads reports whether the customer list uses events of a
+// type; the others (orders, users) are not even decoded.
+func customerListReads(eventType string) bool {
+	switch eventType {
+	case domain.TypeCustomerCreated, domain.TypeCustomerRelationshipAdded, domain.TypeCustomerBillingProfileUpdated,
+		domain.TypeCustomerTagAssigned, domain.TypeCustomerTagUnassigned, domain.TypeTagCreated, domain.TypeTagRenamed, domain.TypeTagDeleted:
+		return true
+	}
+	return false
 }
 
 // applyCustomerEvent applies one decoded event (e nil: a type to skip).

@@ -30,7 +30,7 @@ func FoldCustomerList(ctx context.Context, store eventstore.Store, reg *domain.R
 		progress = func(int64, int64) {}
 	}
 	state := NewCustomerListState()
-	err = replayDecoded(ctx, store, reg, head, func(evs []eventstore.Event, decoded []domain.Event) error {
+	err = replayDecoded(ctx, store, reg, head, customerListReads, func(evs []eventstore.Event, decoded []domain.Event) error {
 		for i, ev := range evs {
 			if err := applyCustomerEvent(ctx, state, ev, decoded[i]); err != nil {
 				return err
@@ -55,11 +55,11 @@ type decodeJob struct {
 	done    chan struct{}
 }
 
-// replayDecoded calls apply with each page of events up to upTo, decoded,
-// in log order. (It reads every type: asking the store for a few types
+// replayDecoded calls apply with each page of events up to upTo, those of
+// the wanted types decoded (the others nil), in log order. (It reads every type: asking the store for a few types
 // makes PostgreSQL sort all of them above the cursor for every page.) Reading and decoding run ahead of apply
 // by a few pages.
-func replayDecoded(ctx context.Context, store eventstore.Store, reg *domain.Registry, upTo int64,
+func replayDecoded(ctx context.Context, store eventstore.Store, reg *domain.Registry, upTo int64, wanted func(eventType string) bool,
 	apply func([]eventstore.Event, []domain.Event) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -72,6 +72,9 @@ func replayDecoded(ctx context.Context, store eventstore.Store, reg *domain.Regi
 			for j := range work {
 				j.decoded = make([]domain.Event, len(j.evs))
 				for i, ev := range j.evs {
+					if !wanted(ev.Type) {
+						continue // left nil: skipped
+					}
 					if j.decoded[i], j.err = Decode(reg, ev); j.err != nil {
 						break
 					}
