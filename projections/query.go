@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/partnerhub/customers/domain"
 )
@@ -68,7 +69,8 @@ type TagCount struct {
 
 // SearchQuery is SearchParams validated and decoded, ready for a backend.
 type SearchQuery struct {
-	Pattern      string // LIKE pattern of the folded Q ("" when Q is empty)
+	Text         string // Q folded, control characters as spaces, trimmed
+	Pattern      string // LIKE pattern of Text ("" when Q is empty)
 	SearchBy     string
 	Relationship string
 	TagsFolded   []string // Fold()ed tag names
@@ -135,8 +137,12 @@ func (p SearchParams) Prepare() (SearchQuery, error) {
 	if q.Limit < 1 || q.Limit > MaxLimit {
 		errs = append(errs, domain.FieldError{Field: "limit", Message: "must be between 1 and 500"})
 	}
-	if t := strings.TrimSpace(p.Q); t != "" {
-		q.Pattern = LikePattern(Fold(t))
+	// Control characters (a newline, a tab) become spaces: the stored
+	// search text separates its fields with newlines, and a query must not
+	// match across two fields.
+	if t := strings.TrimSpace(strings.Map(controlToSpace, p.Q)); t != "" {
+		q.Text = Fold(t)
+		q.Pattern = LikePattern(q.Text)
 	}
 	for _, t := range p.Tags {
 		if t = strings.TrimSpace(t); t != "" {
@@ -278,4 +284,11 @@ func (q ActivityQuery) NextCursor(items []ActivityEntry) string {
 	}
 	b, _ := json.Marshal(activityCursor{Before: items[len(items)-1].Position})
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func controlToSpace(r rune) rune {
+	if unicode.IsControl(r) {
+		return ' '
+	}
+	return r
 }

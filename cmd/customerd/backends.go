@@ -40,7 +40,7 @@ func (a *App) openBackends(ctx context.Context, reg *domain.Registry, onCommit f
 		a.closers = append(a.closers, store.Close)
 		// The read models and idempotency keys share the store's pool: one
 		// database, one set of connections.
-		rm, err := pgread.New(ctx, store.Pool(), pgread.Options{Registry: reg, OnCommit: onCommit})
+		rm, err := pgread.New(ctx, store.Pool(), pgread.Options{Registry: reg, OnCommit: onCommit, Store: store})
 		if err != nil {
 			return b, fmt.Errorf("opening the PostgreSQL read models: %w", err)
 		}

@@ -102,7 +102,7 @@ func (a *ActivityLog) apply(ctx context.Context, tx pgx.Tx, sfx string, events [
 		return nil
 	}
 	if err := tx.SendBatch(ctx, &names.queue).Close(); err != nil {
-		return fmt.Errorf("writing activity: %w", err)
+		return fmt.Errorf("writing the activity of positions %d to %d: %w", events[0].Position, events[len(events)-1].Position, err)
 	}
 	return nil
 }

@@ -149,7 +149,10 @@ func applyCustomerList(ctx context.Context, tx pgx.Tx, sfx string, reg *domain.R
 	if err := projections.ApplyCustomerList(ctx, w, reg, events); err != nil {
 		return err
 	}
-	return w.flush(ctx)
+	if err := w.flush(ctx); err != nil { // the queue is empty when events is
+		return fmt.Errorf("applying positions %d to %d to the customer list: %w", events[0].Position, events[len(events)-1].Position, err)
+	}
+	return nil
 }
 
 func (w *customerWriter) send(sql string, args ...any) {

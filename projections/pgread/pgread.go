@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,6 +27,10 @@ type DB struct {
 	reg    *domain.Registry
 	trgm   string // schema holding pg_trgm's operator classes
 	notify func(name string, position int64)
+	store  eventstore.Store // for refilling batches PostgreSQL lost; nil: commits wait for the flush
+
+	mu        sync.Mutex
+	committed map[string]int64 // each projector's last committed checkpoint, as this process saw it
 }
 
 // Options configure Open.
@@ -35,6 +40,12 @@ type Options struct {
 	// OnCommit is called after each committed batch with the projector's
 	// new checkpoint (wire it to a projections.Waiter). May be nil.
 	OnCommit func(name string, position int64)
+	// Store is the event store the read models follow. With it, a
+	// projector's batch commits without waiting for the WAL flush, and a
+	// batch that a PostgreSQL crash took back (its messages acknowledged to
+	// JetStream already) is read again from the store before the next one.
+	// Without it, every commit waits for the flush.
+	Store eventstore.Store
 }
 
 // Open connects with connString and creates the tables if missing.
@@ -55,7 +66,7 @@ func Open(ctx context.Context, connString string, opt Options) (*DB, error) {
 // New uses an existing pool (the event store's, typically) and creates the
 // tables if missing. Close does not close a pool passed here.
 func New(ctx context.Context, pool *pgxpool.Pool, opt Options) (*DB, error) {
-	db := &DB{pool: pool, reg: opt.Registry, notify: opt.OnCommit}
+	db := &DB{pool: pool, reg: opt.Registry, notify: opt.OnCommit, store: opt.Store, committed: map[string]int64{}}
 	if db.reg == nil {
 		db.reg = domain.NewRegistry()
 	}
@@ -158,17 +169,38 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 		return fmt.Errorf("starting %s batch: %w", name, err)
 	}
 	defer tx.Rollback(ctx)
-	// A read model can be rebuilt from the log, and its rows commit with
-	// their checkpoint: a commit lost in a crash is applied again from the
-	// older checkpoint. So the commit need not wait for the WAL flush
-	// (measured: at 500 creates/s, the list's lag p50 went from 172 ms to
-	// 57 ms).
-	if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-		return fmt.Errorf("starting %s batch: %w", name, err)
+	if db.store != nil {
+		// Rows and checkpoint commit together, so a commit lost in a crash
+		// loses both; the refill below replaces it. Not waiting for the
+		// flush: at 500 creates/s, the list's lag p50 went from 56 ms to
+		// 12-17 ms.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return fmt.Errorf("starting %s batch: %w", name, err)
+		}
 	}
 	cp, err := lockCheckpoint(ctx, tx, name)
 	if err != nil {
 		return err
+	}
+	db.mu.Lock()
+	seen := db.committed[name]
+	db.mu.Unlock()
+	if cp < seen && db.store != nil && len(events) > 0 && events[0].Position-1 > cp {
+		// PostgreSQL lost batches committed after cp; JetStream will not
+		// deliver them again. The store has them: apply them first.
+		var lost []eventstore.Event
+		err := projections.ReadLog(ctx, db.store, cp, events[0].Position-1, logPage, func(evs []eventstore.Event) error {
+			for _, ev := range evs {
+				if _, err := projections.Decode(db.reg, ev); err == nil { // as the live path: poison is skipped
+					lost = append(lost, ev)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading the %s batches PostgreSQL lost (after %d): %w", name, cp, err)
+		}
+		events = append(lost, events...)
 	}
 	fresh := projections.After(events, cp)
 	if len(fresh) == 0 {
@@ -184,6 +216,9 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("committing %s batch: %w", name, err)
 	}
+	db.mu.Lock()
+	db.committed[name] = last
+	db.mu.Unlock()
 	db.notify(name, last)
 	return nil
 }

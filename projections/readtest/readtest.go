@@ -200,6 +200,8 @@ func testScenario(t *testing.T, open func(t *testing.T) Models) {
 	want("inside of an id", search(projections.SearchParams{Q: "000000b"}), bDirect, bIndirect)
 	want("inside of an id, by id", search(projections.SearchParams{Q: "0000-00000000000A", SearchBy: "id"}), a)
 	want("words by company name", search(projections.SearchParams{Q: "ller & s", SearchBy: "companyName"}), a)
+	want("nothing across two fields", search(projections.SearchParams{Q: "mueller.de\n0a000000"}))
+	want("a tab is a space", search(projections.SearchParams{Q: "söhne\tgmbh"}), a)
 
 	// Keyset pages of one add up to the whole list, in order.
 	var paged []projections.CustomerItem

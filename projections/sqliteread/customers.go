@@ -224,7 +224,7 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	query, args := selectItems, []any{partnerID}
 	and := func(cond string, a ...any) { query += " AND " + cond; args = append(args, a...) }
 	if q.Pattern != "" {
-		cond, a := textMatch(q.SearchBy, projections.Fold(strings.TrimSpace(p.Q)))
+		cond, a := textMatch(q.SearchBy, q.Text)
 		and(cond, a...)
 	}
 	if q.Relationship != "" {
