@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -46,6 +47,9 @@ func projectionsRebuild(ctx context.Context, c *cli, args []string) error {
 			sort.Strings(names)
 			return usagef("unknown projection %q (one of %s)", pos[0], strings.Join(names, ", "))
 		}
+	}
+	if c.env("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(pgread.RebuildGCPercent))
 	}
 	tty := isTerminal(c.stdout)
 	for _, p := range todo {

@@ -30,6 +30,13 @@ func (c *CustomerList) Rebuild(ctx context.Context, store eventstore.Store, prog
 	})
 }
 
+// RebuildGCPercent is the GOGC a process running a rebuild should use
+// (customerctl does, unless GOGC is set): the rebuild folds the whole log
+// into memory, and collecting less often is worth the memory. Measured on
+// 1M events: 11.7 s and a 1.0 GB peak with 400, 16.8 s and 0.48 GB with
+// the default 100. A library call does not change the process's GC itself.
+const RebuildGCPercent = 400
+
 // rebuildIndexMem is maintenance_work_mem for the rebuild's index builds,
 // set whatever the server's: measured on 1M customers, the trigram index
 // built in 27 s with 64MB, 29 s with 256MB and 37 s with 1GB (a larger
