@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +167,9 @@ func scenarioRebuild(ctx context.Context, env *runEnv) (Result, error) {
 	}
 	defer closeRM()
 
+	if os.Getenv("GOGC") == "" { // as customerctl runs a rebuild
+		defer debug.SetGCPercent(debug.SetGCPercent(pgread.RebuildGCPercent))
+	}
 	rec := &recorder{errs: newErrorLog()}
 	start := time.Now()
 	deadline := start.Add(env.duration)
