@@ -5,11 +5,14 @@
 package pgread
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -185,22 +188,22 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 	db.mu.Lock()
 	seen := db.committed[name]
 	db.mu.Unlock()
-	if cp < seen && db.store != nil && len(events) > 0 && events[0].Position-1 > cp {
-		// PostgreSQL lost batches committed after cp; JetStream will not
-		// deliver them again. The store has them: apply them first.
-		var lost []eventstore.Event
-		err := projections.ReadLog(ctx, db.store, cp, events[0].Position-1, logPage, func(evs []eventstore.Event) error {
-			for _, ev := range evs {
-				if _, err := projections.Decode(db.reg, ev); err == nil { // as the live path: poison is skipped
-					lost = append(lost, ev)
-				}
-			}
-			return nil
-		})
+	if cp < seen && db.store != nil {
+		// PostgreSQL lost the batches committed after cp (through seen);
+		// JetStream will not deliver them again. The store has them: apply
+		// them first. (After drops whatever of the batch they cover.)
+		lost, err := readThrough(ctx, db.store, cp, seen)
 		if err != nil {
-			return fmt.Errorf("reading the %s batches PostgreSQL lost (after %d): %w", name, cp, err)
+			return fmt.Errorf("reading the %s batches PostgreSQL lost: %w", name, err)
 		}
-		events = append(lost, events...)
+		kept := lost[:0]
+		for _, ev := range lost {
+			if _, err := projections.Decode(db.reg, ev); err == nil { // as the live path: poison is skipped
+				kept = append(kept, ev)
+			}
+		}
+		events = append(kept, events...)
+		slices.SortStableFunc(events, func(a, b eventstore.Event) int { return cmp.Compare(a.Position, b.Position) })
 	}
 	fresh := projections.After(events, cp)
 	if len(fresh) == 0 {
@@ -217,7 +220,7 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 		return fmt.Errorf("committing %s batch: %w", name, err)
 	}
 	db.mu.Lock()
-	db.committed[name] = last
+	db.committed[name] = max(db.committed[name], last)
 	db.mu.Unlock()
 	db.notify(name, last)
 	return nil
@@ -229,6 +232,18 @@ const logPage = 5000
 // swap replaces each live table with its _new twin (and the indexes), after
 // catching the new tables up to the live checkpoint, all in one transaction.
 func (db *DB) swap(ctx context.Context, name string, rebuilt int64, tables, indexes []string, store eventstore.Store, catchUp func(pgx.Tx, []eventstore.Event) error) error {
+	// The live projector may have gone past the rebuild's end meanwhile:
+	// the new tables are brought to the same point before they go live.
+	// Most of the way is read before the transaction, whose own id would
+	// hold back a log reader waiting out a gap.
+	cp0, err := db.checkpoint(ctx, name)
+	if err != nil {
+		return err
+	}
+	behind, err := readThrough(ctx, store, rebuilt, cp0)
+	if err != nil {
+		return fmt.Errorf("catching %s up: %w", name, err)
+	}
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("starting %s swap: %w", name, err)
@@ -238,10 +253,17 @@ func (db *DB) swap(ctx context.Context, name string, rebuilt int64, tables, inde
 	if err != nil {
 		return err
 	}
-	// The live projector may have gone past the rebuild's end meanwhile:
-	// bring the new tables to the same point before they go live.
-	if err := projections.ReadLog(ctx, store, rebuilt, cp, logPage, func(evs []eventstore.Event) error { return catchUp(tx, evs) }); err != nil {
-		return fmt.Errorf("catching %s up: %w", name, err)
+	if cp > cp0 {
+		more, err := readThrough(ctx, store, max(cp0, rebuilt), cp)
+		if err != nil {
+			return fmt.Errorf("catching %s up: %w", name, err)
+		}
+		behind = append(behind, more...)
+	}
+	if len(behind) > 0 {
+		if err := catchUp(tx, behind); err != nil {
+			return fmt.Errorf("catching %s up: %w", name, err)
+		}
 	}
 	for _, t := range tables {
 		if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+t+` CASCADE`); err != nil {
@@ -275,3 +297,37 @@ func execAll(ctx context.Context, db *pgxpool.Pool, stmts []string) error {
 	}
 	return nil
 }
+
+// readThrough returns the log's events after `after` through `through`, a
+// position known to hold an event (a checkpoint). A reader may not see the
+// last ones yet (it waits out gaps of transactions still open): it tries
+// again for a while, and fails rather than return a short read, after
+// which a checkpoint would move past events never applied.
+func readThrough(ctx context.Context, store eventstore.Store, after, through int64) ([]eventstore.Event, error) {
+	var out []eventstore.Event
+	deadline := time.Now().Add(readThroughWait)
+	for {
+		err := projections.ReadLog(ctx, store, after, through, logPage, func(evs []eventstore.Event) error {
+			out = append(out, evs...)
+			after = evs[len(evs)-1].Position
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if after >= through {
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the log reads only through %d of %d", after, through)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// readThroughWait bounds readThrough's retries.
+const readThroughWait = 10 * time.Second

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/partnerhub/customers/domain"
+	"github.com/partnerhub/customers/eventstore"
 	"github.com/partnerhub/customers/internal/testenv"
 	"github.com/partnerhub/customers/projections"
 	"github.com/partnerhub/customers/projections/pgread"
@@ -164,7 +165,10 @@ func TestLostCommitsRefilled(t *testing.T) {
 	create()
 	create()
 	all := readtest.All(t, store)
-	if err := list.ApplyBatch(ctx, all[len(evs):]); err != nil {
+	// The batch starts with a message JetStream sent again (its ack was
+	// lost): the refill must not depend on where the batch starts.
+	batch := append([]eventstore.Event{evs[0]}, all[len(evs):]...)
+	if err := list.ApplyBatch(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	page, err := list.SearchCustomers(ctx, "p1", projections.SearchParams{})
