@@ -203,6 +203,7 @@ type CustomerRow struct {
 	CustomerItem
 	TagIDs     []string // parallel to Tags
 	CompanyKey string   // Fold(CompanyName), the sort key
+	SearchText string   // SearchText(CompanyName, PrimaryDomain, ID)
 }
 
 // SearchText is the folded text that `searchBy=all` matches against (tags are

@@ -134,9 +134,8 @@ type StateCustomer struct {
 	TagIDs, TagNames           []string // sorted by name, never nil
 }
 
-// Customers yields every customer in no particular order, for bulk loads
-// that need no sorting (an index build sorts anyway). The value is reused
-// between iterations.
+// Customers yields every customer in no particular order. The value is
+// reused between iterations.
 func (s *CustomerListState) Customers() iter.Seq[*StateCustomer] {
 	return func(yield func(*StateCustomer) bool) {
 		var sc StateCustomer
@@ -176,31 +175,55 @@ func foldFast(s string) string {
 }
 
 // Rows returns every row, ordered by partner, folded company name, id and
-// relationship (the export order).
+// relationship: the export's order, and the order a rebuild stores them in.
 func (s *CustomerListState) Rows() []CustomerRow {
 	var out []CustomerRow
 	for c := range s.Customers() {
 		for _, r := range c.Relationships {
-			out = append(out, CustomerRow{PartnerID: c.PartnerID, TagIDs: c.TagIDs, CompanyKey: c.CompanyKey, CustomerItem: CustomerItem{
-				ID: c.ID, Relationship: r, CompanyName: c.CompanyName, PrimaryDomain: c.PrimaryDomain, Tags: c.TagNames,
-			}})
+			out = append(out, CustomerRow{PartnerID: c.PartnerID, TagIDs: c.TagIDs, CompanyKey: c.CompanyKey, SearchText: c.SearchText,
+				CustomerItem: CustomerItem{ID: c.ID, Relationship: r, CompanyName: c.CompanyName, PrimaryDomain: c.PrimaryDomain, Tags: c.TagNames}})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return lessExport(out[i], out[j]) })
-	return out
+	// Sorted by index, then moved once: swapping the rows themselves
+	// (200 bytes each) made a 1M-event rebuild 5% slower.
+	order := make([]int32, len(out))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int { return compareRows(&out[i], &out[j]) })
+	sorted := make([]CustomerRow, len(out))
+	for i, k := range order {
+		sorted[i] = out[k]
+	}
+	return sorted
 }
 
-func lessExport(a, b CustomerRow) bool {
+// compareRows compares one key at a time: most pairs differ in the name.
+func compareRows(a, b *CustomerRow) int {
 	if a.PartnerID != b.PartnerID {
-		return a.PartnerID < b.PartnerID
+		return strings.Compare(a.PartnerID, b.PartnerID)
 	}
 	if a.CompanyKey != b.CompanyKey {
-		return a.CompanyKey < b.CompanyKey
+		return strings.Compare(a.CompanyKey, b.CompanyKey)
 	}
 	if a.ID != b.ID {
-		return a.ID < b.ID
+		return strings.Compare(a.ID, b.ID)
 	}
-	return a.Relationship < b.Relationship
+	return strings.Compare(a.Relationship, b.Relationship)
+}
+
+// TagAssignment is one customer holding one tag.
+type TagAssignment struct{ PartnerID, CustomerID, TagID string }
+
+// TagAssignments returns every customer's tags, in no particular order.
+func (s *CustomerListState) TagAssignments() []TagAssignment {
+	var out []TagAssignment
+	for _, c := range s.customers {
+		for _, t := range c.tags {
+			out = append(out, TagAssignment{c.partner, c.id, t.id})
+		}
+	}
+	return out
 }
 
 // Tags returns the catalog ordered by partner and name.

@@ -37,8 +37,7 @@ func (c *CustomerList) load(ctx context.Context, state *projections.CustomerList
 		err := insertEach(ctx, tx, `INSERT INTO rm_customers_new (id, partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, lo, hi, func(i int) []any {
 			r := rows[i]
-			return []any{i + 1, r.PartnerID, r.ID, r.Relationship, r.CompanyName, r.CompanyKey, r.PrimaryDomain,
-				projections.SearchText(r.CompanyName, r.PrimaryDomain, r.ID)}
+			return []any{i + 1, r.PartnerID, r.ID, r.Relationship, r.CompanyName, r.CompanyKey, r.PrimaryDomain, r.SearchText}
 		})
 		if err == nil {
 			_, err = tx.ExecContext(ctx, strings.ReplaceAll(ftsFill, "$T", "_new")+`id > ?`, lo)
@@ -48,21 +47,10 @@ func (c *CustomerList) load(ctx context.Context, state *projections.CustomerList
 	if err != nil {
 		return err
 	}
-	// Rows of one customer are adjacent (same sort key and id); its tags are
-	// per customer, not per relationship row.
-	type assignment struct{ p, id, tag string }
-	var assigned []assignment
-	for i, r := range rows {
-		if i > 0 && rows[i-1].PartnerID == r.PartnerID && rows[i-1].ID == r.ID {
-			continue
-		}
-		for _, t := range r.TagIDs {
-			assigned = append(assigned, assignment{r.PartnerID, r.ID, t})
-		}
-	}
+	assigned := state.TagAssignments()
 	err = c.db.inChunks(ctx, "loading tag assignments", len(assigned), func(tx *sql.Tx, lo, hi int) error {
 		return insertEach(ctx, tx, `INSERT INTO rm_customer_tags_new (partner_id, customer_id, tag_id) VALUES (?, ?, ?)`, lo, hi, func(i int) []any {
-			return []any{assigned[i].p, assigned[i].id, assigned[i].tag}
+			return []any{assigned[i].PartnerID, assigned[i].CustomerID, assigned[i].TagID}
 		})
 	})
 	if err != nil {
