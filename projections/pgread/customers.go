@@ -257,7 +257,6 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	var (
 		walkMatch  []string
 		indexMatch []func() string
-		readsText  bool // a condition reads more of a row than its id
 	)
 	same := func(cond string) {
 		walkMatch, indexMatch = append(walkMatch, cond), append(indexMatch, func() string { return cond })
@@ -269,7 +268,6 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		}
 		switch q.SearchBy {
 		case projections.SearchAll:
-			readsText = true
 			text := func() string {
 				t := "c.search_text LIKE " + pat + " AND (" + trigramConds(nameDomain("c."), q.Pattern, arg)
 				if couldBeID(q.Pattern) {
@@ -289,13 +287,11 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 				})
 			}
 		case projections.SearchCompanyName:
-			readsText = true
 			walkMatch = append(walkMatch, "c.company_key LIKE "+pat)
 			indexMatch = append(indexMatch, func() string {
 				return "c.company_key LIKE " + pat + " AND " + trigramConds(nameDomain("c."), q.Pattern, arg)
 			})
 		case projections.SearchDomain:
-			readsText = true
 			walkMatch = append(walkMatch, "c.primary_domain LIKE "+pat)
 			indexMatch = append(indexMatch, func() string {
 				return "c.primary_domain LIKE " + pat + " AND " + trigramConds(nameDomain("c."), q.Pattern, arg)
@@ -349,6 +345,8 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	// the two apart, so: walk a bounded prefix first, and if it does not
 	// fill the page, search through the indexes with the order by an
 	// expression (which keeps the sort index out).
+	// Text conditions read the row; tag and id conditions need only the id.
+	readsText := q.Pattern != "" && (q.SearchBy == projections.SearchAll || q.SearchBy == projections.SearchCompanyName || q.SearchBy == projections.SearchDomain)
 	var walk string
 	if readsText {
 		walk = `SELECT * FROM (SELECT * FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
