@@ -34,6 +34,23 @@ func Decode(reg *domain.Registry, ev eventstore.Event) (domain.Event, error) {
 	return e, nil
 }
 
+// Decodable returns the events Decode accepts, in order, calling skip (if
+// not nil) for each one it does not: the live path sends those to the
+// poison queue, so a replay from the store leaves them out as well.
+func Decodable(reg *domain.Registry, evs []eventstore.Event, skip func(eventstore.Event, error)) []eventstore.Event {
+	ok := make([]eventstore.Event, 0, len(evs))
+	for _, ev := range evs {
+		if _, err := Decode(reg, ev); err != nil {
+			if skip != nil {
+				skip(ev, err)
+			}
+			continue
+		}
+		ok = append(ok, ev)
+	}
+	return ok
+}
+
 // CustomerListWriter is what the customer-list logic needs from a backend
 // transaction. Each method is idempotent in effect for one event (the
 // checkpoint makes sure it runs once anyway).

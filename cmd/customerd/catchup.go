@@ -28,14 +28,9 @@ func catchUp(ctx context.Context, store eventstore.Store, p projections.Projecto
 	}
 	from, applied := after, 0
 	err = projections.ReadLog(ctx, store, after, head, projectorBatch, func(evs []eventstore.Event) error {
-		ok := make([]eventstore.Event, 0, len(evs))
-		for _, ev := range evs {
-			if _, err := projections.Decode(reg, ev); err != nil {
-				log.Warn("skipping an undecodable event", "position", ev.Position, "err", err)
-				continue
-			}
-			ok = append(ok, ev)
-		}
+		ok := projections.Decodable(reg, evs, func(ev eventstore.Event, err error) {
+			log.Warn("skipping an undecodable event", "position", ev.Position, "err", err)
+		})
 		if err := p.ApplyBatch(ctx, ok); err != nil {
 			return fmt.Errorf("applying events after %d to %s: %w", after, p.Name(), err)
 		}

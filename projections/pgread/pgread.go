@@ -196,13 +196,7 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 		if err != nil {
 			return fmt.Errorf("reading the %s batches PostgreSQL lost: %w", name, err)
 		}
-		kept := lost[:0]
-		for _, ev := range lost {
-			if _, err := projections.Decode(db.reg, ev); err == nil { // as the live path: poison is skipped
-				kept = append(kept, ev)
-			}
-		}
-		events = append(kept, events...)
+		events = append(projections.Decodable(db.reg, lost, nil), events...)
 		slices.SortStableFunc(events, func(a, b eventstore.Event) int { return cmp.Compare(a.Position, b.Position) })
 	}
 	fresh := projections.After(events, cp)
