@@ -20,7 +20,7 @@ import (
 var customerTables = []string{"rm_customers", "rm_customer_tags", "rm_tags"}
 
 var customerIndexes = []string{"rm_customers_pkey", "rm_customers_by_name", "rm_customers_by_domain", "rm_customers_trgm_text",
-	"rm_customers_trgm_id", "rm_customer_tags_pkey", "rm_customer_tags_holders", "rm_tags_pkey"}
+	"rm_customers_trgm_id", "rm_customers_tags", "rm_customer_tags_pkey", "rm_customer_tags_holders", "rm_tags_pkey"}
 
 // droppedCustomerIndexes are indexes of earlier versions, dropped by the
 // migration: one trigram index over search_text with the id in it took
@@ -28,6 +28,13 @@ var customerIndexes = []string{"rm_customers_pkey", "rm_customers_by_name", "rm_
 // added build time for what a recheck does, and a tag's holders are read
 // from rm_customer_tags_holders alone (by_tag sent each to the table).
 var droppedCustomerIndexes = []string{"rm_customers_trgm_all", "rm_customers_trgm_name", "rm_customers_trgm_domain", "rm_customer_tags_by_tag"}
+
+// tagIDsColumn holds a row's tag ids beside rm_customer_tags, so that a
+// tag condition is a look at the row in a walk and a GIN index's bitmap in
+// a search, to AND with the trigram index's (measured at 1M customers:
+// "crème" with tag Gold 18 ms to 6 ms, a tag search 6.5 to under 1 ms:
+// the holders' subquery hashed 25k ids each time).
+const tagIDsColumn = `tag_ids text[] NOT NULL DEFAULT '{}'`
 
 // nameDomain is the expression the trigram index over company name and
 // domain covers; queries must spell it the same way to use the index.
@@ -43,7 +50,7 @@ func customerTableDDL(sfx string) []string {
 		`CREATE TABLE rm_customers` + sfx + ` (
 			partner_id text NOT NULL, customer_id text COLLATE "C" NOT NULL, relationship text COLLATE "C" NOT NULL,
 			company_name text NOT NULL, company_key text COLLATE "C" NOT NULL,
-			primary_domain text COLLATE "C" NOT NULL, search_text text NOT NULL)`,
+			primary_domain text COLLATE "C" NOT NULL, search_text text NOT NULL, ` + tagIDsColumn + `)`,
 		`CREATE TABLE rm_customer_tags` + sfx + ` (partner_id text NOT NULL, customer_id text NOT NULL, tag_id text NOT NULL)`,
 		`CREATE TABLE rm_tags` + sfx + ` (partner_id text NOT NULL, tag_id text NOT NULL, name text COLLATE "C" NOT NULL,
 			name_folded text NOT NULL, customer_count bigint NOT NULL)`,
@@ -57,6 +64,7 @@ func customerIndexDDL(sfx, trgm string) []string {
 		`CREATE INDEX rm_customers_by_domain` + sfx + ` ON rm_customers` + sfx + ` (partner_id, primary_domain, customer_id, relationship)`,
 		`CREATE INDEX rm_customers_trgm_text` + sfx + ` ON rm_customers` + sfx + ` USING gin (` + nameDomain("") + ` ` + trgm + `.gin_trgm_ops)`,
 		`CREATE INDEX rm_customers_trgm_id` + sfx + ` ON rm_customers` + sfx + ` USING gin (customer_id ` + trgm + `.gin_trgm_ops)`,
+		`CREATE INDEX rm_customers_tags` + sfx + ` ON rm_customers` + sfx + ` USING gin (tag_ids)`,
 		pkeyIndex("rm_customer_tags"+sfx, "rm_customer_tags_pkey"+sfx, "partner_id, customer_id, tag_id"),
 		`CREATE INDEX rm_customer_tags_holders` + sfx + ` ON rm_customer_tags` + sfx + ` (partner_id, tag_id, customer_id)`,
 		pkeyIndex("rm_tags"+sfx, "rm_tags_pkey"+sfx, "partner_id, tag_id"),
@@ -93,7 +101,7 @@ func customerDDL(sfx, trgm string) []string {
 		`CREATE TABLE rm_customers (
 			partner_id text NOT NULL, customer_id text COLLATE "C" NOT NULL, relationship text COLLATE "C" NOT NULL,
 			company_name text NOT NULL, company_key text COLLATE "C" NOT NULL,
-			primary_domain text COLLATE "C" NOT NULL, search_text text NOT NULL,
+			primary_domain text COLLATE "C" NOT NULL, search_text text NOT NULL, ` + tagIDsColumn + `,
 			CONSTRAINT rm_customers_pkey PRIMARY KEY (partner_id, customer_id, relationship))`,
 		`CREATE TABLE rm_customer_tags (partner_id text NOT NULL, customer_id text NOT NULL, tag_id text NOT NULL,
 			CONSTRAINT rm_customer_tags_pkey PRIMARY KEY (partner_id, customer_id, tag_id))`,
@@ -177,8 +185,8 @@ func (w *customerWriter) CreateCustomer(_ context.Context, p, id, rel, company, 
 }
 
 func (w *customerWriter) AddRelationship(_ context.Context, p, id, rel string) error {
-	w.send(`INSERT INTO rm_customers$T (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text)
-		SELECT partner_id, customer_id, $3, company_name, company_key, primary_domain, search_text
+	w.send(`INSERT INTO rm_customers$T (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text, tag_ids)
+		SELECT partner_id, customer_id, $3, company_name, company_key, primary_domain, search_text, tag_ids
 		FROM rm_customers$T WHERE partner_id = $1 AND customer_id = $2 LIMIT 1 ON CONFLICT DO NOTHING`, p, id, rel)
 	return nil
 }
@@ -204,12 +212,14 @@ func (w *customerWriter) AssignTag(ctx context.Context, p, id, tagID, name strin
 			SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM rm_customers$T WHERE partner_id = $1 AND customer_id = $2)
 			ON CONFLICT DO NOTHING RETURNING 1)
 		UPDATE rm_tags$T SET customer_count = customer_count + 1 WHERE partner_id = $1 AND tag_id = $3 AND EXISTS (SELECT 1 FROM added)`, p, id, tagID)
+	w.send(`UPDATE rm_customers$T SET tag_ids = tag_ids || $3::text WHERE partner_id = $1 AND customer_id = $2 AND NOT $3 = ANY(tag_ids)`, p, id, tagID)
 	return nil
 }
 
 func (w *customerWriter) UnassignTag(_ context.Context, p, id, tagID string) error {
 	w.send(`WITH removed AS (DELETE FROM rm_customer_tags$T WHERE partner_id = $1 AND customer_id = $2 AND tag_id = $3 RETURNING 1)
 		UPDATE rm_tags$T SET customer_count = customer_count - 1 WHERE partner_id = $1 AND tag_id = $3 AND EXISTS (SELECT 1 FROM removed)`, p, id, tagID)
+	w.send(`UPDATE rm_customers$T SET tag_ids = array_remove(tag_ids, $3) WHERE partner_id = $1 AND customer_id = $2 AND $3 = ANY(tag_ids)`, p, id, tagID)
 	return nil
 }
 
@@ -219,17 +229,16 @@ func (w *customerWriter) RenameTag(_ context.Context, p, tagID, name string) err
 }
 
 func (w *customerWriter) DeleteTag(_ context.Context, p, tagID string) error {
+	w.send(`UPDATE rm_customers$T SET tag_ids = array_remove(tag_ids, $2) WHERE partner_id = $1 AND tag_ids @> ARRAY[$2::text]`, p, tagID)
 	w.send(`DELETE FROM rm_customer_tags$T WHERE partner_id = $1 AND tag_id = $2`, p, tagID)
 	w.send(`DELETE FROM rm_tags$T WHERE partner_id = $1 AND tag_id = $2`, p, tagID)
 	return nil
 }
 
-// tagsOfRow is a row's tag names, sorted. rm_customer_tags.customer_id has
-// the default collation and rm_customers' has "C": the COLLATE makes the
-// comparison the index's own, else every row scans all the partner's tags.
-const tagsOfRow = `COALESCE((SELECT array_agg(t.name ORDER BY t.name) FROM rm_customer_tags ct
-	JOIN rm_tags t ON t.partner_id = ct.partner_id AND t.tag_id = ct.tag_id
-	WHERE ct.partner_id = c.partner_id AND ct.customer_id = c.customer_id COLLATE "default"), '{}')`
+// tagsOfRow is a row's tag names, sorted: its tag ids looked up in the
+// catalog.
+const tagsOfRow = `COALESCE((SELECT array_agg(t.name ORDER BY t.name) FROM rm_tags t
+	WHERE t.partner_id = c.partner_id AND t.tag_id = ANY(c.tag_ids)), '{}')`
 
 // SearchCustomers answers GET /v1/customers: substring search, filters,
 // sort and keyset pagination (see projections.SearchParams).
@@ -247,9 +256,12 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	}
 	args := []any{partnerID}
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
-	holders := func(ids []string) string {
-		return `SELECT ct.customer_id COLLATE "C" FROM rm_customer_tags ct WHERE ct.partner_id = $1 AND ct.tag_id = ANY(` + arg(ids) + `::text[])`
+	// Tag conditions take the ids as a parameter ($n) made once: the walk
+	// and the index search use it in different forms.
+	holders := func(ids string) string {
+		return `SELECT ct.customer_id COLLATE "C" FROM rm_customer_tags ct WHERE ct.partner_id = $1 AND ct.tag_id = ANY(` + ids + `::text[])`
 	}
+	hasTag := func(ids string) string { return "c.tag_ids && " + ids + "::text[]" }
 	// Each condition comes twice: as a plain filter for rows the walk has
 	// read already, and in the form the trigram indexes serve. The latter
 	// are built last, so that their parameters come after every one the
@@ -279,11 +291,11 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 				walkMatch = append(walkMatch, "c.search_text LIKE "+pat)
 				indexMatch = append(indexMatch, text)
 			} else {
-				h := holders(matched)
-				walkMatch = append(walkMatch, "(c.search_text LIKE "+pat+" OR c.customer_id IN ("+h+"))")
+				ids := arg(matched)
+				walkMatch = append(walkMatch, "(c.search_text LIKE "+pat+" OR "+hasTag(ids)+")")
 				// A UNION, not an OR: each side keeps its own index.
 				indexMatch = append(indexMatch, func() string {
-					return "c.customer_id IN (SELECT c.customer_id FROM rm_customers c WHERE c.partner_id = $1 AND " + text() + " UNION " + h + ")"
+					return "c.customer_id IN (SELECT c.customer_id FROM rm_customers c WHERE c.partner_id = $1 AND " + text() + " UNION " + holders(ids) + ")"
 				})
 			}
 		case projections.SearchCompanyName:
@@ -305,14 +317,14 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 			if len(matched) == 0 {
 				return projections.CustomerPage{Items: []projections.CustomerItem{}}, nil
 			}
-			same("c.customer_id IN (" + holders(matched) + ")")
+			same(hasTag(arg(matched)))
 		}
 	}
 	for _, ids := range filters {
 		if len(ids) == 0 {
 			return projections.CustomerPage{Items: []projections.CustomerItem{}}, nil
 		}
-		same("c.customer_id IN (" + holders(ids) + ")")
+		same(hasTag(arg(ids)))
 	}
 	where := []string{"c.partner_id = $1"}
 	if q.Relationship != "" {
@@ -334,8 +346,12 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	}
 	order := fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit)
 	cols := `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, ` + tagsOfRow
-	if len(walkMatch) == 0 {
-		items, err := c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(where, " AND ")+order, args)
+	if q.Pattern == "" || q.SearchBy == projections.SearchTag {
+		// Tag conditions at most: PostgreSQL's statistics of tag_ids'
+		// elements tell it whether to walk the sort index (a common tag)
+		// or to sort the GIN index's few rows (a rare one); it chooses
+		// well (measured at 1M: a tag of 25k holders in 0.5 ms).
+		items, err := c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(append(where, walkMatch...), " AND ")+order, args)
 		return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
 	}
 	// Where matches are dense, walking the sort index finds a page within
@@ -345,17 +361,17 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	// the two apart, so: walk a bounded prefix first, and if it does not
 	// fill the page, search through the indexes with the order by an
 	// expression (which keeps the sort index out).
-	// Text conditions read the row; tag and id conditions need only the id.
-	readsText := q.Pattern != "" && (q.SearchBy == projections.SearchAll || q.SearchBy == projections.SearchCompanyName || q.SearchBy == projections.SearchDomain)
+	// Conditions on the id alone need no row; text and tags read it.
+	idOnly := len(filters) == 0 && q.SearchBy == projections.SearchID
 	var walk string
-	if readsText {
+	if !idOnly {
 		walk = `SELECT * FROM (SELECT * FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
 			fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, searchWalk) +
 			`) c WHERE ` + strings.Join(walkMatch, " AND ")
 	} else {
-		// Conditions on the id alone (tags, id search) need no row: the
-		// walk reads the sort index only, ten times as far for the time,
-		// and the page's rows are fetched at the end.
+		// An id search needs no row: the walk reads the sort index only,
+		// ten times as far for the time, and the page's rows are fetched
+		// at the end.
 		walk = `SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
 			fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, searchWalkIndexOnly)
 		walk = `SELECT c.* FROM (SELECT * FROM (` + walk + `) c WHERE ` + strings.Join(walkMatch, " AND ") + order + `) w

@@ -116,6 +116,9 @@ func (db *DB) migrate(ctx context.Context) error {
 	for _, ix := range droppedCustomerIndexes {
 		stmts = append(stmts, `DROP INDEX IF EXISTS `+ix)
 	}
+	if err := addTagIDs(ctx, tx); err != nil {
+		return err
+	}
 	stmts = append(stmts, customerDDL("", db.trgm)...)
 	stmts = append(stmts, activityDDL("")...)
 	for _, name := range []string{projections.CustomerListName, projections.ActivityLogName} {
@@ -127,6 +130,28 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return tx.Commit(ctx)
+}
+
+// addTagIDs gives a customer list of an earlier version its tag_ids
+// column, filled from rm_customer_tags, once.
+func addTagIDs(ctx context.Context, tx pgx.Tx) error {
+	var missing bool
+	err := tx.QueryRow(ctx, `SELECT to_regclass('rm_customers') IS NOT NULL AND NOT EXISTS (
+		SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('rm_customers') AND attname = 'tag_ids' AND NOT attisdropped)`).Scan(&missing)
+	if err != nil || !missing {
+		return err
+	}
+	for _, s := range []string{
+		`ALTER TABLE rm_customers ADD COLUMN ` + tagIDsColumn,
+		`UPDATE rm_customers c SET tag_ids = g.ids FROM (
+			SELECT partner_id, customer_id COLLATE "C" AS customer_id, array_agg(tag_id) AS ids FROM rm_customer_tags GROUP BY 1, 2) g
+		WHERE c.partner_id = g.partner_id AND c.customer_id = g.customer_id`,
+	} {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("migrating read models (%s): %w", s, err)
+		}
+	}
+	return nil
 }
 
 func ifNotExists(s string) string {

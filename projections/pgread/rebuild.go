@@ -64,10 +64,10 @@ func (c *CustomerList) load(ctx context.Context, state *projections.CustomerList
 		n     int
 		row   func(i int, dst []any) []any
 	}{
-		{"rm_customers_new", []string{"partner_id", "customer_id", "relationship", "company_name", "company_key", "primary_domain", "search_text"},
+		{"rm_customers_new", []string{"partner_id", "customer_id", "relationship", "company_name", "company_key", "primary_domain", "search_text", "tag_ids"},
 			0, func(i int, dst []any) []any {
 				r := &rows[i]
-				return append(dst[:0], r.PartnerID, r.ID, r.Relationship, r.CompanyName, r.CompanyKey, r.PrimaryDomain, r.SearchText)
+				return append(dst[:0], r.PartnerID, r.ID, r.Relationship, r.CompanyName, r.CompanyKey, r.PrimaryDomain, r.SearchText, r.TagIDs)
 			}},
 		{"rm_customer_tags_new", []string{"partner_id", "customer_id", "tag_id"}, len(assigned), func(i int, dst []any) []any {
 			return append(dst[:0], assigned[i].PartnerID, assigned[i].CustomerID, assigned[i].TagID)

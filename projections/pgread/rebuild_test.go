@@ -80,9 +80,11 @@ func TestRebuildStoresListOrder(t *testing.T) {
 	}
 }
 
-// TestMigrationReplacesOldIndexes: a database of the previous version, with
-// its trigram and tag indexes, opens with this version's indexes instead.
-func TestMigrationReplacesOldIndexes(t *testing.T) {
+// earlierVersion makes a fresh schema of this version's read models, turns
+// it into an earlier version's with stmts, and opens it again (migrating
+// it). The connection is to the same schema.
+func earlierVersion(t *testing.T, stmts ...string) (*pgx.Conn, *pgread.DB) {
+	t.Helper()
 	ctx := context.Background()
 	url := testenv.PostgresSchema(t)
 	db, err := pgread.Open(ctx, url, pgread.Options{})
@@ -94,31 +96,81 @@ func TestMigrationReplacesOldIndexes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	for _, s := range []string{
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if db, err = pgread.Open(ctx, url, pgread.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return conn, db
+}
+
+// TestMigrationReplacesOldIndexes: a database of the previous version, with
+// its trigram and tag indexes, opens with this version's indexes instead.
+func TestMigrationReplacesOldIndexes(t *testing.T) {
+	ctx := context.Background()
+	conn, _ := earlierVersion(t,
 		`DROP INDEX rm_customers_trgm_text`, `DROP INDEX rm_customers_trgm_id`, `DROP INDEX rm_customer_tags_holders`,
 		`CREATE INDEX rm_customers_trgm_all ON rm_customers USING gin (search_text public.gin_trgm_ops)`,
 		`CREATE INDEX rm_customers_trgm_name ON rm_customers USING gin (company_key public.gin_trgm_ops)`,
 		`CREATE INDEX rm_customers_trgm_domain ON rm_customers USING gin (primary_domain public.gin_trgm_ops)`,
 		`CREATE INDEX rm_customer_tags_by_tag ON rm_customer_tags (partner_id, tag_id)`,
-	} {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-	db, err = pgread.Open(ctx, url, pgread.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	)
 	rows, _ := conn.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN ('rm_customers', 'rm_customer_tags') ORDER BY 1`)
 	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"rm_customer_tags_holders", "rm_customer_tags_pkey", "rm_customers_by_domain", "rm_customers_by_name", "rm_customers_pkey", "rm_customers_trgm_id", "rm_customers_trgm_text"}
+	want := []string{"rm_customer_tags_holders", "rm_customer_tags_pkey", "rm_customers_by_domain", "rm_customers_by_name", "rm_customers_pkey", "rm_customers_tags", "rm_customers_trgm_id", "rm_customers_trgm_text"}
 	if !slices.Equal(got, want) {
 		t.Errorf("indexes after migrating = %q, want %q", got, want)
+	}
+}
+
+// TestMigrationFillsTagIDs: a customer list of the version before tag_ids
+// (tags only in rm_customer_tags) gets the column filled from there, so
+// that tag filters, tag searches and the rows' tags still answer.
+func TestMigrationFillsTagIDs(t *testing.T) {
+	ctx := context.Background()
+	conn, db := earlierVersion(t,
+		`DROP INDEX rm_customers_tags`, `ALTER TABLE rm_customers DROP COLUMN tag_ids`,
+		`INSERT INTO rm_customers (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text) VALUES
+			('p1', 'c1', 'direct-bill', 'Müller AG', 'muller ag', 'mueller.example', E'muller ag\nmueller.example\nc1'),
+			('p1', 'c1', 'indirect-reseller', 'Müller AG', 'muller ag', 'mueller.example', E'muller ag\nmueller.example\nc1'),
+			('p1', 'c2', 'direct-bill', 'Contoso', 'contoso', 'contoso.example', E'contoso\ncontoso.example\nc2')`,
+		`INSERT INTO rm_tags (partner_id, tag_id, name, name_folded, customer_count) VALUES
+			('p1', 't1', 'Gold', 'gold', 1), ('p1', 't2', 'VIP', 'vip', 2)`,
+		`INSERT INTO rm_customer_tags (partner_id, customer_id, tag_id) VALUES ('p1', 'c1', 't1'), ('p1', 'c1', 't2'), ('p1', 'c2', 't2')`,
+	)
+	list := db.CustomerList()
+	for _, tc := range []struct {
+		params projections.SearchParams
+		want   []string // id/relationship tags...
+	}{
+		{projections.SearchParams{Tags: []string{"gold"}}, []string{"c1/direct-bill Gold,VIP", "c1/indirect-reseller Gold,VIP"}},
+		{projections.SearchParams{Q: "vip", SearchBy: projections.SearchTag}, []string{"c2/direct-bill VIP", "c1/direct-bill Gold,VIP", "c1/indirect-reseller Gold,VIP"}},
+		{projections.SearchParams{Q: "contoso", Tags: []string{"VIP"}}, []string{"c2/direct-bill VIP"}},
+		{projections.SearchParams{Q: "gold"}, []string{"c1/direct-bill Gold,VIP", "c1/indirect-reseller Gold,VIP"}},
+	} {
+		page, err := list.SearchCustomers(ctx, "p1", tc.params)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.params, err)
+		}
+		var got []string
+		for _, it := range page.Items {
+			got = append(got, it.ID+"/"+it.Relationship+" "+strings.Join(it.Tags, ","))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%+v after migrating = %q, want %q", tc.params, got, tc.want)
+		}
+	}
+	var idx int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'rm_customers_tags'`).Scan(&idx); err != nil || idx != 1 {
+		t.Errorf("rm_customers_tags after migrating: %d (%v)", idx, err)
 	}
 }
 

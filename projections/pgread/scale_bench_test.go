@@ -34,6 +34,7 @@ var explain = flag.Bool("explain", false, "log the export query's plan in Benchm
 var (
 	scaleCustomers = flag.Int("customers", 20_000, "customers of the large partner in BenchmarkScale (1000000 for the issue's target)")
 	scaleRandom    = flag.Bool("random-order", false, "BenchmarkScale: store rows in generated order, as a list grown by the projector has them, instead of in list order, as a rebuild leaves them")
+	scaleSchema    = flag.String("scale-schema", "", "BenchmarkScale: keep the loaded list in this schema and reuse it on later runs with the same -customers (saves the load; drop it by hand)")
 )
 
 const benchPartner = "p-large"
@@ -185,10 +186,14 @@ func loadCustomers(ctx context.Context, b *testing.B, pool *pgxpool.Pool, n int)
 			return nil
 		}
 	}
-	copyGen("rm_customers", []string{"partner_id", "customer_id", "relationship", "company_name", "company_key", "primary_domain", "search_text"},
+	copyGen("rm_customers", []string{"partner_id", "customer_id", "relationship", "company_name", "company_key", "primary_domain", "search_text", "tag_ids"},
 		func(c genCustomer) [][]any {
+			tagIDs := []string{}
+			for _, t := range c.tags {
+				tagIDs = append(tagIDs, fmt.Sprint("t", t))
+			}
 			row := func(rel string) []any {
-				return []any{benchPartner, c.id, rel, c.name, projections.Fold(c.name), c.domain, projections.SearchText(c.name, c.domain, c.id)}
+				return []any{benchPartner, c.id, rel, c.name, projections.Fold(c.name), c.domain, projections.SearchText(c.name, c.domain, c.id), tagIDs}
 			}
 			out := [][]any{row(domain.RelationshipDirectBill)}
 			if c.dual {
@@ -292,7 +297,7 @@ func (h *heapPeak) growthMB() float64 {
 //	go test ./projections/pgread -run '^$' -bench Scale -customers=1000000 -benchtime=1x -timeout 60m
 func BenchmarkScale(b *testing.B) {
 	ctx := context.Background()
-	url := testenv.PostgresSchema(b)
+	url, reuse := scaleURL(ctx, b)
 	db, err := pgread.Open(ctx, url, pgread.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -304,7 +309,9 @@ func BenchmarkScale(b *testing.B) {
 	}
 	defer pool.Close()
 	n := *scaleCustomers
-	loadCustomers(ctx, b, pool, n)
+	if !reuse(pool) {
+		loadCustomers(ctx, b, pool, n)
+	}
 	list := db.CustomerList()
 
 	// Queries a user types: fragments of names (common and rare, with and
@@ -391,6 +398,37 @@ func BenchmarkScale(b *testing.B) {
 		}
 		b.ReportMetric(growth, "peak-heap-MB")
 	})
+}
+
+// scaleURL is a fresh schema, or the kept one of -scale-schema; reuse
+// tells whether that one holds the list already.
+func scaleURL(ctx context.Context, b *testing.B) (string, func(*pgxpool.Pool) bool) {
+	if *scaleSchema == "" {
+		return testenv.PostgresSchema(b), func(*pgxpool.Pool) bool { return false }
+	}
+	c, err := pgx.Connect(ctx, testenv.PostgresURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = c.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+*scaleSchema)
+	c.Close(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return testenv.WithSearchPath(testenv.PostgresURL(), *scaleSchema), func(pool *pgxpool.Pool) bool {
+		var customers int
+		if err := pool.QueryRow(ctx, `SELECT count(DISTINCT customer_id) FROM rm_customers WHERE partner_id = $1`, benchPartner).Scan(&customers); err != nil {
+			b.Fatal(err)
+		}
+		switch customers {
+		case 0:
+			return false
+		case *scaleCustomers:
+			return true
+		}
+		b.Fatalf("schema %s holds %d customers, not %d", *scaleSchema, customers, *scaleCustomers)
+		return false
+	}
 }
 
 func logPlan(ctx context.Context, b *testing.B, pool *pgxpool.Pool, sql string) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,78 @@ type Models struct {
 func Run(t *testing.T, open func(t *testing.T) Models) {
 	t.Run("CustomerListAndActivity", func(t *testing.T) { testScenario(t, open) })
 	t.Run("CursorRowRenamedBetweenPages", func(t *testing.T) { testRenamedCursorRow(t, open) })
+	t.Run("TagChanges", func(t *testing.T) { testTagChanges(t, open) })
+}
+
+// testTagChanges: tag filters, tag searches and each row's tags follow
+// assignments, a relationship added after them, removals and a deleted tag
+// whose name comes back as a new tag.
+func testTagChanges(t *testing.T, open func(t *testing.T) Models) {
+	ctx := context.Background()
+	store := Store(t)
+	m := open(t)
+	const p = "p8"
+	cat := domain.TagCatalogStream(p)
+	cs := func(id string) string { return domain.CustomerStream(p, id) }
+	applied := 0
+	apply := func(evs ...domain.Event) {
+		t.Helper()
+		for _, e := range evs {
+			stream := cat
+			switch e := e.(type) {
+			case domain.CustomerCreated:
+				stream = cs(e.CustomerID)
+			case domain.CustomerTagAssigned:
+				stream = cs(e.CustomerID)
+			case domain.CustomerTagUnassigned:
+				stream = cs(e.CustomerID)
+			case domain.CustomerRelationshipAdded:
+				stream = cs(e.CustomerID)
+			}
+			Append(t, store, p, stream, "ann@p8.example", e)
+		}
+		all := All(t, store)
+		if err := m.Customers.ApplyBatch(ctx, all[applied:]); err != nil {
+			t.Fatal(err)
+		}
+		applied = len(all)
+	}
+	check := func(name string, params projections.SearchParams, want ...string) {
+		t.Helper()
+		page, err := m.Customers.SearchCustomers(ctx, p, params)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := []string{}
+		for _, it := range page.Items {
+			got = append(got, it.CompanyName+"/"+it.Relationship+" "+strings.Join(it.Tags, ","))
+		}
+		if want == nil {
+			want = []string{}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %q, want %q", name, got, want)
+		}
+	}
+	gold, silver := projections.SearchParams{Tags: []string{"gold"}}, projections.SearchParams{Tags: []string{"SILVER"}}
+	apply(domain.TagCreated{TagID: "t1", Name: "Gold"}, domain.TagCreated{TagID: "t2", Name: "Silver"},
+		domain.CustomerCreated{CustomerID: idA, CompanyName: "Alpha", PrimaryDomain: "alpha.example", Relationship: domain.RelationshipDirectBill},
+		domain.CustomerTagAssigned{CustomerID: idA, TagID: "t1", Name: "Gold"}, domain.CustomerTagAssigned{CustomerID: idA, TagID: "t2", Name: "Silver"},
+		domain.CustomerRelationshipAdded{CustomerID: idA, Relationship: domain.RelationshipIndirectReseller},
+		domain.CustomerCreated{CustomerID: idB, CompanyName: "Bravo", PrimaryDomain: "bravo.example", Relationship: domain.RelationshipDirectBill},
+		domain.CustomerTagAssigned{CustomerID: idB, TagID: "t1", Name: "Gold"})
+	check("a relationship added after the tags has them", silver, "Alpha/direct-bill Gold,Silver", "Alpha/indirect-reseller Gold,Silver")
+	check("tag search", projections.SearchParams{Q: "old", SearchBy: projections.SearchTag},
+		"Alpha/direct-bill Gold,Silver", "Alpha/indirect-reseller Gold,Silver", "Bravo/direct-bill Gold")
+	apply(domain.CustomerTagUnassigned{CustomerID: idA, TagID: "t2", Name: "Silver"})
+	check("unassigned", silver)
+	check("the other tag stays", gold, "Alpha/direct-bill Gold", "Alpha/indirect-reseller Gold", "Bravo/direct-bill Gold")
+	apply(domain.TagDeleted{TagID: "t1", Name: "Gold"})
+	check("deleted tag", gold)
+	check("deleted tag's rows", projections.SearchParams{}, "Alpha/direct-bill ", "Alpha/indirect-reseller ", "Bravo/direct-bill ")
+	apply(domain.TagCreated{TagID: "t3", Name: "Gold"}, domain.CustomerTagAssigned{CustomerID: idB, TagID: "t3", Name: "Gold"})
+	check("a new tag of a deleted one's name", gold, "Bravo/direct-bill Gold")
+	check("a new tag, searched with text", projections.SearchParams{Q: "brav", Tags: []string{"Gold"}}, "Bravo/direct-bill Gold")
 }
 
 // testRenamedCursorRow: the last row of a page is renamed so that it sorts
