@@ -129,8 +129,11 @@ func (h *horizon) advance(ctx context.Context, pool *pgxpool.Pool) (int64, error
 const eventColumns = `position, event_id, stream_id, stream_version, type, subject, partner_id,
 	actor_id, actor_email, correlation_id, causation_id, recorded_at, data, prev_hash, hash`
 
-func scanEvents(rows pgx.Rows) ([]eventstore.Event, error) {
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.Event, error) {
+// scanEvents collects rows into a slice of capacity expected: a page of a
+// rebuild's read grew ten thousand events by doubling (measured: a fifth
+// of the reader's time in growslice).
+func scanEvents(rows pgx.Rows, expected int) ([]eventstore.Event, error) {
+	return pgx.AppendRows(make([]eventstore.Event, 0, expected), rows, func(row pgx.CollectableRow) (eventstore.Event, error) {
 		var (
 			e  eventstore.Event
 			id pgtype.UUID
@@ -150,7 +153,7 @@ func (s *Store) Load(ctx context.Context, streamID string, fromVersion int64) ([
 	}
 	rows, _ := s.pool.Query(ctx, "SELECT "+eventColumns+` FROM events
 		WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version`, streamID, fromVersion)
-	evs, err := scanEvents(rows)
+	evs, err := scanEvents(rows, 0)
 	if err != nil {
 		return nil, s.fail("loading stream "+streamID, err)
 	}
@@ -192,7 +195,7 @@ func (s *Store) ReadAll(ctx context.Context, req eventstore.ReadRequest) ([]even
 	}
 	sql.WriteString(" ORDER BY position LIMIT $3")
 	rows, _ := s.pool.Query(ctx, sql.String(), args...)
-	evs, err := scanEvents(rows)
+	evs, err := scanEvents(rows, int(min(int64(limit), top-req.After)))
 	if err != nil {
 		return nil, s.fail("reading the log", err)
 	}
