@@ -31,9 +31,9 @@ var droppedCustomerIndexes = []string{"rm_customers_trgm_all", "rm_customers_trg
 
 // tagIDsColumn holds a row's tag ids beside rm_customer_tags, so that a
 // tag condition is a look at the row in a walk and a GIN index's bitmap in
-// a search, to AND with the trigram index's (measured at 1M customers:
-// "crème" with tag Gold 18 ms to 6 ms, a tag search 6.5 to under 1 ms:
-// the holders' subquery hashed 25k ids each time).
+// a search, to AND with the trigram index's (measured at 1M customers, p50:
+// "crème" with tag Gold 16 ms to 6 ms, a tag search 6.5 ms to 1 ms: the
+// holders' subquery hashed 25k ids each time).
 const tagIDsColumn = `tag_ids text[] NOT NULL DEFAULT '{}'`
 
 // nameDomain is the expression the trigram index over company name and
@@ -247,17 +247,18 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	if err != nil {
 		return projections.CustomerPage{}, err
 	}
-	// Tags are resolved to ids first (the catalog is small): a customer's
-	// tags are then probes of rm_customer_tags' indexes, and a search that
-	// matches no tag name skips the tag tables altogether.
+	// Tags are resolved to ids first (the catalog is small): tag
+	// conditions are then on the rows' tag_ids, and a search that matches
+	// no tag name skips the tag tables altogether.
 	matched, filters, err := c.resolveTags(ctx, partnerID, q)
 	if err != nil {
 		return projections.CustomerPage{}, fmt.Errorf("searching customers: %w", err)
 	}
 	args := []any{partnerID}
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
-	// Tag conditions take the ids as a parameter ($n) made once: the walk
-	// and the index search use it in different forms.
+	// Tag conditions take the ids as a parameter ($n) made once; a search
+	// of all fields uses it twice: on the row in the walk, and with the
+	// holders index in the index search.
 	holders := func(ids string) string {
 		return `SELECT ct.customer_id COLLATE "C" FROM rm_customer_tags ct WHERE ct.partner_id = $1 AND ct.tag_id = ANY(` + ids + `::text[])`
 	}
@@ -346,27 +347,30 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	}
 	order := fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit)
 	cols := `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, ` + tagsOfRow
-	if q.Pattern == "" || q.SearchBy == projections.SearchTag {
-		// Tag conditions at most: PostgreSQL's statistics of tag_ids'
-		// elements tell it whether to walk the sort index (a common tag)
-		// or to sort the GIN index's few rows (a rare one); it chooses
-		// well (measured at 1M: a tag of 25k holders in 0.5 ms).
-		items, err := c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(append(where, walkMatch...), " AND ")+order, args)
+	if len(walkMatch) == 0 {
+		items, err := c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(where, " AND ")+order, args)
 		return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
 	}
 	// Where matches are dense, walking the sort index finds a page within
 	// a few hundred rows; where they are rare or clustered far down the
 	// order (every "Müller ..." sits under M), the walk reads most of the
-	// list, and the trigram indexes are the way. The planner cannot tell
-	// the two apart, so: walk a bounded prefix first, and if it does not
-	// fill the page, search through the indexes with the order by an
-	// expression (which keeps the sort index out).
-	// Conditions on the id alone need no row; text and tags read it.
+	// list, and the indexes (trigram, tag ids) are the way. The planner
+	// cannot tell the two apart (nor, for tags, see holders clustered in
+	// the order), so: walk a bounded prefix first, and if it does not fill
+	// the page, search through the indexes with the order by an expression
+	// (which keeps the sort index out).
+	// Conditions on the id alone need no row; text and tags read it. Tags
+	// alone are a cheap check of the row, so their walk goes further
+	// (a tag of 2.5% of the list fills a page in about 2,000 rows).
 	idOnly := len(filters) == 0 && q.SearchBy == projections.SearchID
+	walkRows := searchWalk
+	if q.Pattern == "" || q.SearchBy == projections.SearchTag {
+		walkRows = searchWalkTags
+	}
 	var walk string
 	if !idOnly {
 		walk = `SELECT * FROM (SELECT * FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
-			fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, searchWalk) +
+			fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, walkRows) +
 			`) c WHERE ` + strings.Join(walkMatch, " AND ")
 	} else {
 		// An id search needs no row: the walk reads the sort index only,
@@ -389,11 +393,13 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
 }
 
-// searchWalk and searchWalkIndexOnly are how many rows of the sort order a
-// search reads before it turns to the trigram indexes: rows, or entries of
-// the sort index alone.
+// searchWalk, searchWalkTags and searchWalkIndexOnly are how many rows of
+// the sort order a search reads before it turns to the indexes: rows
+// checked for text, rows checked for tags alone, or entries of the sort
+// index alone.
 const (
 	searchWalk          = 1000
+	searchWalkTags      = 10000
 	searchWalkIndexOnly = 10000
 )
 

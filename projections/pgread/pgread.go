@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/partnerhub/customers/domain"
@@ -112,13 +113,18 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err := tx.QueryRow(ctx, `SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'`).Scan(&db.trgm); err != nil {
 		return fmt.Errorf("finding pg_trgm's schema: %w", err)
 	}
-	stmts := []string{`CREATE TABLE IF NOT EXISTS rm_checkpoints (name text PRIMARY KEY, position bigint NOT NULL)`}
+	// Old indexes go first, so that filling tag_ids does not update them.
+	var drops []string
 	for _, ix := range droppedCustomerIndexes {
-		stmts = append(stmts, `DROP INDEX IF EXISTS `+ix)
+		drops = append(drops, `DROP INDEX IF EXISTS `+ix)
+	}
+	if err := execAll(ctx, tx, drops); err != nil {
+		return fmt.Errorf("migrating read models: %w", err)
 	}
 	if err := addTagIDs(ctx, tx); err != nil {
 		return err
 	}
+	stmts := []string{`CREATE TABLE IF NOT EXISTS rm_checkpoints (name text PRIMARY KEY, position bigint NOT NULL)`}
 	stmts = append(stmts, customerDDL("", db.trgm)...)
 	stmts = append(stmts, activityDDL("")...)
 	for _, name := range []string{projections.CustomerListName, projections.ActivityLogName} {
@@ -133,7 +139,9 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 // addTagIDs gives a customer list of an earlier version its tag_ids
-// column, filled from rm_customer_tags, once.
+// column, filled from rm_customer_tags, once. The fill moves every tagged
+// row to another page, out of the list order a rebuild leaves (README:
+// Known limits).
 func addTagIDs(ctx context.Context, tx pgx.Tx) error {
 	var missing bool
 	err := tx.QueryRow(ctx, `SELECT to_regclass('rm_customers') IS NOT NULL AND NOT EXISTS (
@@ -308,7 +316,12 @@ func (db *DB) swap(ctx context.Context, name string, rebuilt int64, tables, inde
 	return nil
 }
 
-func execAll(ctx context.Context, db *pgxpool.Pool, stmts []string) error {
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func execAll(ctx context.Context, db execer, stmts []string) error {
 	for _, s := range stmts {
 		if _, err := db.Exec(ctx, s); err != nil {
 			return fmt.Errorf("executing %q: %w", s, err)

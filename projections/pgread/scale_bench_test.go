@@ -297,7 +297,7 @@ func (h *heapPeak) growthMB() float64 {
 //	go test ./projections/pgread -run '^$' -bench Scale -customers=1000000 -benchtime=1x -timeout 60m
 func BenchmarkScale(b *testing.B) {
 	ctx := context.Background()
-	url, reuse := scaleURL(ctx, b)
+	url, reuse, loaded := scaleURL(ctx, b)
 	db, err := pgread.Open(ctx, url, pgread.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -311,6 +311,7 @@ func BenchmarkScale(b *testing.B) {
 	n := *scaleCustomers
 	if !reuse(pool) {
 		loadCustomers(ctx, b, pool, n)
+		loaded(pool)
 	}
 	list := db.CustomerList()
 
@@ -401,10 +402,13 @@ func BenchmarkScale(b *testing.B) {
 }
 
 // scaleURL is a fresh schema, or the kept one of -scale-schema; reuse
-// tells whether that one holds the list already.
-func scaleURL(ctx context.Context, b *testing.B) (string, func(*pgxpool.Pool) bool) {
+// tells whether that one holds the list already, and marks it as loaded.
+// The mark (the schema's comment, set after a complete load) names
+// -customers and -random-order, so a kept list is never measured as
+// another.
+func scaleURL(ctx context.Context, b *testing.B) (url string, reuse func(*pgxpool.Pool) bool, loaded func(*pgxpool.Pool)) {
 	if *scaleSchema == "" {
-		return testenv.PostgresSchema(b), func(*pgxpool.Pool) bool { return false }
+		return testenv.PostgresSchema(b), func(*pgxpool.Pool) bool { return false }, func(*pgxpool.Pool) {}
 	}
 	c, err := pgx.Connect(ctx, testenv.PostgresURL())
 	if err != nil {
@@ -415,20 +419,29 @@ func scaleURL(ctx context.Context, b *testing.B) (string, func(*pgxpool.Pool) bo
 	if err != nil {
 		b.Fatal(err)
 	}
-	return testenv.WithSearchPath(testenv.PostgresURL(), *scaleSchema), func(pool *pgxpool.Pool) bool {
-		var customers int
-		if err := pool.QueryRow(ctx, `SELECT count(DISTINCT customer_id) FROM rm_customers WHERE partner_id = $1`, benchPartner).Scan(&customers); err != nil {
+	mark := fmt.Sprintf("BenchmarkScale customers=%d random-order=%t", *scaleCustomers, *scaleRandom)
+	reuse = func(pool *pgxpool.Pool) bool {
+		var got string
+		var rows int
+		if err := pool.QueryRow(ctx, `SELECT coalesce(obj_description(to_regnamespace($1), 'pg_namespace'), ''), (SELECT count(*) FROM rm_customers)`,
+			*scaleSchema).Scan(&got, &rows); err != nil {
 			b.Fatal(err)
 		}
-		switch customers {
-		case 0:
-			return false
-		case *scaleCustomers:
+		switch {
+		case got == mark:
 			return true
+		case got == "" && rows == 0:
+			return false
 		}
-		b.Fatalf("schema %s holds %d customers, not %d", *scaleSchema, customers, *scaleCustomers)
+		b.Fatalf("schema %s holds another list (%q, %d rows), not %q: drop it or name another", *scaleSchema, got, rows, mark)
 		return false
 	}
+	loaded = func(pool *pgxpool.Pool) {
+		if _, err := pool.Exec(ctx, `COMMENT ON SCHEMA `+*scaleSchema+` IS '`+mark+`'`); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return testenv.WithSearchPath(testenv.PostgresURL(), *scaleSchema), reuse, loaded
 }
 
 func logPlan(ctx context.Context, b *testing.B, pool *pgxpool.Pool, sql string) {

@@ -97,6 +97,11 @@ func testTagChanges(t *testing.T, open func(t *testing.T) Models) {
 	apply(domain.TagDeleted{TagID: "t1", Name: "Gold"})
 	check("deleted tag", gold)
 	check("deleted tag's rows", projections.SearchParams{}, "Alpha/direct-bill ", "Alpha/indirect-reseller ", "Bravo/direct-bill ")
+	// An assignment that raced the delete (another stream, so no conflict)
+	// brings the tag back to that customer alone, not to its old holders.
+	apply(domain.CustomerTagAssigned{CustomerID: idB, TagID: "t1", Name: "Gold"})
+	check("an assignment after the delete", gold, "Bravo/direct-bill Gold")
+	apply(domain.TagDeleted{TagID: "t1", Name: "Gold"})
 	apply(domain.TagCreated{TagID: "t3", Name: "Gold"}, domain.CustomerTagAssigned{CustomerID: idB, TagID: "t3", Name: "Gold"})
 	check("a new tag of a deleted one's name", gold, "Bravo/direct-bill Gold")
 	check("a new tag, searched with text", projections.SearchParams{Q: "brav", Tags: []string{"Gold"}}, "Bravo/direct-bill Gold")
