@@ -49,22 +49,7 @@ func TestRebuildStoresListOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, `SELECT company_key, customer_id, relationship FROM rm_customers ORDER BY ctid`)
-	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
-		var k, id, rel string
-		err := r.Scan(&k, &id, &rel)
-		return k + "\x00" + id + "\x00" + rel, err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(stored) != len(names)+1 || !slices.IsSorted(stored) {
-		t.Errorf("rows on disk after rebuild, in ctid order:\n%q\nwant %d rows sorted by name, id, relationship", stored, len(names)+1)
-	}
-	var pkeys int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid::regclass::text IN ('rm_customers', 'rm_customer_tags', 'rm_tags')`).Scan(&pkeys); err != nil || pkeys != 3 {
-		t.Errorf("primary keys after rebuild: %d, %v; want 3", pkeys, err)
-	}
+	checkListOnDisk(t, conn, len(names)+1, "after rebuild")
 	// The live projector continues on the swapped tables: a new customer
 	// and a tag assignment (ON CONFLICT needs the primary keys).
 	id := uuid.NewString()
@@ -77,6 +62,29 @@ func TestRebuildStoresListOrder(t *testing.T) {
 	page, err := list.SearchCustomers(ctx, "p1", projections.SearchParams{Q: "omega"})
 	if err != nil || len(page.Items) != 1 {
 		t.Errorf("search after rebuild and apply: %+v, %v", page, err)
+	}
+}
+
+// checkListOnDisk checks that the customer list's rows are stored in list
+// order, n of them, and that its three tables have their primary keys.
+func checkListOnDisk(t *testing.T, conn *pgx.Conn, n int, when string) {
+	t.Helper()
+	ctx := context.Background()
+	rows, _ := conn.Query(ctx, `SELECT company_key, customer_id, relationship FROM rm_customers ORDER BY ctid`)
+	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var k, id, rel string
+		err := r.Scan(&k, &id, &rel)
+		return k + "\x00" + id + "\x00" + rel, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != n || !slices.IsSorted(stored) {
+		t.Errorf("rows on disk %s, in ctid order:\n%q\nwant %d rows sorted by name, id, relationship", when, stored, n)
+	}
+	var pkeys int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid::regclass::text IN ('rm_customers', 'rm_customer_tags', 'rm_tags')`).Scan(&pkeys); err != nil || pkeys != 3 {
+		t.Errorf("primary keys %s: %d, %v; want 3", when, pkeys, err)
 	}
 }
 
@@ -169,9 +177,10 @@ func TestMigrationFillsTagIDs(t *testing.T) {
 		}
 	}
 	var idx int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'rm_customers_tags'`).Scan(&idx); err != nil || idx != 1 {
-		t.Errorf("rm_customers_tags after migrating: %d (%v)", idx, err)
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'rm_customers'`).Scan(&idx); err != nil || idx != 6 {
+		t.Errorf("rm_customers has %d indexes after migrating (%v), want 6", idx, err)
 	}
+	checkListOnDisk(t, conn, 3, "after migrating") // inserted out of order above
 }
 
 // TestLostCommitsRefilled: projector batches commit without waiting for
