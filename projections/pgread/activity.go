@@ -67,8 +67,8 @@ func (a *ActivityLog) Checkpoint(ctx context.Context) (int64, error) {
 
 // ApplyBatch applies events in one transaction with the checkpoint.
 func (a *ActivityLog) ApplyBatch(ctx context.Context, events []eventstore.Event) error {
-	return a.db.applyBatch(ctx, a.Name(), events, func(tx pgx.Tx, evs []eventstore.Event) error {
-		return a.Apply(ctx, tx, evs)
+	return a.db.applyBatch(ctx, a.Name(), events, func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error {
+		return a.queue(ctx, tx, q, "", evs)
 	})
 }
 
@@ -78,10 +78,21 @@ func (a *ActivityLog) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.
 }
 
 func (a *ActivityLog) apply(ctx context.Context, tx pgx.Tx, sfx string, events []eventstore.Event) error {
-	// Writes are queued and sent in one round trip at the end, as the
-	// customer list's are; names the batch set are answered from memory, so
-	// a read never needs a queued write.
-	names := &pgNames{tx: tx, sfx: sfx, known: map[[2]string]string{}}
+	var q pgx.Batch
+	if err := a.queue(ctx, tx, &q, sfx, events); err != nil {
+		return err
+	}
+	if err := sendQueued(ctx, tx, &q); err != nil {
+		return fmt.Errorf("writing the activity of positions %d to %d: %w", events[0].Position, events[len(events)-1].Position, err)
+	}
+	return nil
+}
+
+// queue queues the statements that write events' activity to the tables
+// with suffix sfx. Names the batch sets are answered from memory, so a
+// read (on tx) never needs a queued write.
+func (a *ActivityLog) queue(ctx context.Context, tx pgx.Tx, q *pgx.Batch, sfx string, events []eventstore.Event) error {
+	names := &pgNames{tx: tx, sfx: sfx, known: map[[2]string]string{}, queue: q}
 	for _, ev := range events {
 		e, err := projections.Decode(a.db.reg, ev)
 		if err != nil {
@@ -94,15 +105,9 @@ func (a *ActivityLog) apply(ctx context.Context, tx pgx.Tx, sfx string, events [
 			}
 			continue
 		}
-		names.queue.Queue(`INSERT INTO rm_activity`+sfx+` (position, partner_id, at, partner_user, customer_id, customer_name,
+		q.Queue(`INSERT INTO rm_activity`+sfx+` (position, partner_id, at, partner_user, customer_id, customer_name,
 			operation, resource_type, old_value, new_value) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING`,
 			activityRow(entry)...)
-	}
-	if names.queue.Len() == 0 {
-		return nil
-	}
-	if err := tx.SendBatch(ctx, &names.queue).Close(); err != nil {
-		return fmt.Errorf("writing the activity of positions %d to %d: %w", events[0].Position, events[len(events)-1].Position, err)
 	}
 	return nil
 }
@@ -119,7 +124,7 @@ type pgNames struct {
 	tx    pgx.Tx
 	sfx   string
 	known map[[2]string]string
-	queue pgx.Batch
+	queue *pgx.Batch
 }
 
 func (n *pgNames) CustomerName(ctx context.Context, p, id string) (string, error) {

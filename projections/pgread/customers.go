@@ -129,8 +129,8 @@ func (c *CustomerList) Checkpoint(ctx context.Context) (int64, error) {
 
 // ApplyBatch applies events in one transaction with the checkpoint.
 func (c *CustomerList) ApplyBatch(ctx context.Context, events []eventstore.Event) error {
-	return c.db.applyBatch(ctx, c.Name(), events, func(tx pgx.Tx, evs []eventstore.Event) error {
-		return c.Apply(ctx, tx, evs)
+	return c.db.applyBatch(ctx, c.Name(), events, func(_ pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error {
+		return queueCustomerList(ctx, q, "", c.db.reg, evs)
 	})
 }
 
@@ -142,39 +142,34 @@ func (c *CustomerList) Apply(ctx context.Context, tx pgx.Tx, events []eventstore
 
 // customerWriter runs the projection's changes as SQL against the tables
 // with suffix sfx ("" live, "_new" during a rebuild's catch-up). Nothing
-// reads a statement's result, so they are queued and sent together at the
-// end of Apply: a batch of events costs one round trip, not one per event
-// (measured: at 500 creates/s, the list's lag p50 went from 57 ms to 12 ms).
+// reads a statement's result, so they are queued and sent together: a
+// batch of events costs one round trip, not one per event (measured: at
+// 500 creates/s, the list's lag p50 went from 57 ms to 12 ms).
 type customerWriter struct {
-	tx    pgx.Tx
 	sfx   string
-	queue pgx.Batch
+	queue *pgx.Batch
 }
 
 // applyCustomerList applies events to the tables with suffix sfx.
 func applyCustomerList(ctx context.Context, tx pgx.Tx, sfx string, reg *domain.Registry, events []eventstore.Event) error {
-	w := &customerWriter{tx: tx, sfx: sfx}
-	if err := projections.ApplyCustomerList(ctx, w, reg, events); err != nil {
+	var q pgx.Batch
+	if err := queueCustomerList(ctx, &q, sfx, reg, events); err != nil {
 		return err
 	}
-	if err := w.flush(ctx); err != nil { // the queue is empty when events is
+	if err := sendQueued(ctx, tx, &q); err != nil {
 		return fmt.Errorf("applying positions %d to %d to the customer list: %w", events[0].Position, events[len(events)-1].Position, err)
 	}
 	return nil
 }
 
-func (w *customerWriter) send(sql string, args ...any) {
-	w.queue.Queue(strings.ReplaceAll(sql, "$T", w.sfx), args...)
+// queueCustomerList queues the statements that apply events to the tables
+// with suffix sfx.
+func queueCustomerList(ctx context.Context, q *pgx.Batch, sfx string, reg *domain.Registry, events []eventstore.Event) error {
+	return projections.ApplyCustomerList(ctx, &customerWriter{sfx: sfx, queue: q}, reg, events)
 }
 
-// flush sends the queued statements; the first error fails the batch.
-func (w *customerWriter) flush(ctx context.Context) error {
-	if w.queue.Len() == 0 {
-		return nil
-	}
-	err := w.tx.SendBatch(ctx, &w.queue).Close()
-	w.queue = pgx.Batch{}
-	return err
+func (w *customerWriter) send(sql string, args ...any) {
+	w.queue.Queue(strings.ReplaceAll(sql, "$T", w.sfx), args...)
 }
 
 func (w *customerWriter) CreateCustomer(_ context.Context, p, id, rel, company, dom string) error {

@@ -249,3 +249,50 @@ func TestLostCommitsRefilled(t *testing.T) {
 		t.Errorf("checkpoint = %d, %v; want %d", cp, err, all[len(all)-1].Position)
 	}
 }
+
+// TestLateMessageFilled: a message JetStream delivers late (after its ack
+// wait, behind later ones, as after a NATS restart) must not fall behind
+// the checkpoint unapplied: a batch that does not start at the next
+// position is completed from the store first, in both read models.
+func TestLateMessageFilled(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresSchema(t)
+	store := readtest.Store(t)
+	db, err := pgread.Open(ctx, url, pgread.Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	var ids []string
+	for range 4 {
+		id := uuid.NewString()
+		ids = append(ids, id)
+		readtest.Append(t, store, "p1", domain.CustomerStream("p1", id), "ann@p1.example",
+			domain.CustomerCreated{CustomerID: id, CompanyName: "Customer " + id[:8], PrimaryDomain: id[:8] + ".example", Relationship: domain.RelationshipDirectBill})
+	}
+	evs := readtest.All(t, store)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, p := range []projections.Projector{db.CustomerList(), db.ActivityLog()} {
+		// The first two events, then the last (the third is late), then
+		// the third itself.
+		for _, batch := range [][]eventstore.Event{evs[:2], evs[3:], evs[2:3]} {
+			if err := p.ApplyBatch(ctx, batch); err != nil {
+				t.Fatalf("%s: %v", p.Name(), err)
+			}
+		}
+		if cp, err := p.Checkpoint(ctx); err != nil || cp != evs[3].Position {
+			t.Errorf("%s checkpoint = %d, %v; want %d", p.Name(), cp, err, evs[3].Position)
+		}
+	}
+	var customers, activity int
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM rm_customers), (SELECT count(*) FROM rm_activity)`).Scan(&customers, &activity); err != nil {
+		t.Fatal(err)
+	}
+	if customers != 4 || activity != 4 {
+		t.Errorf("after a late message: %d customers and %d activity entries, want 4 and 4", customers, activity)
+	}
+}
