@@ -183,6 +183,29 @@ func TestMigrationFillsTagIDs(t *testing.T) {
 	checkListOnDisk(t, conn, 3, "after migrating") // inserted out of order above
 }
 
+// storeBacked opens fresh read models with an event store at hand, as
+// customerd does, and returns the connection string, the store and them.
+func storeBacked(t *testing.T) (string, eventstore.Store, *pgread.DB) {
+	t.Helper()
+	url := testenv.PostgresSchema(t)
+	store := readtest.Store(t)
+	db, err := pgread.Open(context.Background(), url, pgread.Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return url, store, db
+}
+
+// createCustomer appends a new customer of partner p1 and returns its id.
+func createCustomer(t *testing.T, store eventstore.Store) string {
+	t.Helper()
+	id := uuid.NewString()
+	readtest.Append(t, store, "p1", domain.CustomerStream("p1", id), "ann@p1.example",
+		domain.CustomerCreated{CustomerID: id, CompanyName: "Customer " + id[:8], PrimaryDomain: id[:8] + ".example", Relationship: domain.RelationshipDirectBill})
+	return id
+}
+
 // TestLostCommitsRefilled: projector batches commit without waiting for
 // the WAL flush, so a PostgreSQL crash can take back batches whose messages
 // JetStream has already acknowledged. Simulated here by setting the
@@ -190,20 +213,9 @@ func TestMigrationFillsTagIDs(t *testing.T) {
 // the lost events from the store.
 func TestLostCommitsRefilled(t *testing.T) {
 	ctx := context.Background()
-	url := testenv.PostgresSchema(t)
-	store := readtest.Store(t)
-	db, err := pgread.Open(ctx, url, pgread.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	url, store, db := storeBacked(t)
 	var ids []string
-	create := func() {
-		id := uuid.NewString()
-		ids = append(ids, id)
-		readtest.Append(t, store, "p1", domain.CustomerStream("p1", id), "ann@p1.example",
-			domain.CustomerCreated{CustomerID: id, CompanyName: "Customer " + id[:8], PrimaryDomain: id[:8] + ".example", Relationship: domain.RelationshipDirectBill})
-	}
+	create := func() { ids = append(ids, createCustomer(t, store)) }
 	for range 5 {
 		create()
 	}
@@ -256,19 +268,9 @@ func TestLostCommitsRefilled(t *testing.T) {
 // position is completed from the store first, in both read models.
 func TestLateMessageFilled(t *testing.T) {
 	ctx := context.Background()
-	url := testenv.PostgresSchema(t)
-	store := readtest.Store(t)
-	db, err := pgread.Open(ctx, url, pgread.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	var ids []string
+	url, store, db := storeBacked(t)
 	for range 4 {
-		id := uuid.NewString()
-		ids = append(ids, id)
-		readtest.Append(t, store, "p1", domain.CustomerStream("p1", id), "ann@p1.example",
-			domain.CustomerCreated{CustomerID: id, CompanyName: "Customer " + id[:8], PrimaryDomain: id[:8] + ".example", Relationship: domain.RelationshipDirectBill})
+		createCustomer(t, store)
 	}
 	evs := readtest.All(t, store)
 	conn, err := pgx.Connect(ctx, url)
