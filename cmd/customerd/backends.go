@@ -62,7 +62,7 @@ func (a *App) openBackends(ctx context.Context, reg *domain.Registry, onCommit f
 	}
 	b.store = store
 	a.closers = append(a.closers, store.Close)
-	rm, err := sqliteread.Open(ctx, filepath.Join(dir, sqliteread.DefaultFile), sqliteread.Options{Registry: reg, OnCommit: onCommit})
+	rm, err := sqliteread.Open(ctx, filepath.Join(dir, sqliteread.DefaultFile), sqliteread.Options{Registry: reg, OnCommit: onCommit, Store: store})
 	if err != nil {
 		return b, fmt.Errorf("opening the SQLite read models: %w", err)
 	}

@@ -5,14 +5,12 @@
 package pgread
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -203,31 +201,19 @@ func lockCheckpointAs(ctx context.Context, tx pgx.Tx, name, sql string) (int64, 
 
 // missing returns the position through which a batch of name at
 // checkpoint cp has to be completed from the store, 0 for none (or with no
-// store at hand):
-//   - PostgreSQL lost batches committed after cp (through the last this
-//     process committed), and JetStream will not deliver them again;
-//   - the batch's first new event is not the next position: a message
-//     JetStream delivers again only after its ack wait, behind later ones,
-//     would otherwise fall behind the checkpoint unapplied. A position
-//     rolled back in the store, or an undecodable event, leaves such a gap
-//     too; the read then finds nothing to add.
+// store at hand): PostgreSQL lost batches committed after cp (through the
+// last this process committed), which JetStream will not deliver again, or
+// the batch leaves a position out (projections.MissingThrough).
 func (db *DB) missing(name string, cp int64, events []eventstore.Event) int64 {
 	if db.store == nil {
 		return 0
 	}
 	db.mu.Lock()
-	through := db.committed[name]
+	committed := db.committed[name]
 	db.mu.Unlock()
-	if through <= cp {
-		through = 0
-	}
-	for _, ev := range events {
-		if ev.Position > cp {
-			if ev.Position > cp+1 {
-				through = max(through, ev.Position)
-			}
-			break
-		}
+	through := projections.MissingThrough(cp, events)
+	if committed > cp {
+		through = max(through, committed)
 	}
 	return through
 }
@@ -277,13 +263,9 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 	}
 	if through := db.missing(name, cp, events); through > 0 {
 		// The store has the events the batch lacks: apply them first.
-		// (After drops whatever of the batch they cover.)
-		missing, err := readThrough(ctx, db.store, cp, through)
-		if err != nil {
+		if events, err = projections.WithMissing(ctx, db.store, db.reg, cp, through, events); err != nil {
 			return fmt.Errorf("reading the %s events before the batch from the store: %w", name, err)
 		}
-		events = append(projections.Decodable(db.reg, missing, nil), events...)
-		slices.SortStableFunc(events, func(a, b eventstore.Event) int { return cmp.Compare(a.Position, b.Position) })
 	}
 	fresh := projections.After(events, cp)
 	if len(fresh) == 0 {
@@ -322,7 +304,7 @@ func (db *DB) swap(ctx context.Context, name string, rebuilt int64, tables, inde
 	if err != nil {
 		return err
 	}
-	behind, err := readThrough(ctx, store, rebuilt, cp0)
+	behind, err := projections.ReadThrough(ctx, store, rebuilt, cp0)
 	if err != nil {
 		return fmt.Errorf("catching %s up: %w", name, err)
 	}
@@ -336,7 +318,7 @@ func (db *DB) swap(ctx context.Context, name string, rebuilt int64, tables, inde
 		return err
 	}
 	if cp > cp0 {
-		more, err := readThrough(ctx, store, max(cp0, rebuilt), cp)
+		more, err := projections.ReadThrough(ctx, store, max(cp0, rebuilt), cp)
 		if err != nil {
 			return fmt.Errorf("catching %s up: %w", name, err)
 		}
@@ -393,37 +375,3 @@ func execAll(ctx context.Context, db execer, stmts []string) error {
 	}
 	return nil
 }
-
-// readThrough returns the log's events after `after` through `through`, a
-// position known to hold an event (a checkpoint). A reader may not see the
-// last ones yet (it waits out gaps of transactions still open): it tries
-// again for a while, and fails rather than return a short read, after
-// which a checkpoint would move past events never applied.
-func readThrough(ctx context.Context, store eventstore.Store, after, through int64) ([]eventstore.Event, error) {
-	var out []eventstore.Event
-	deadline := time.Now().Add(readThroughWait)
-	for {
-		err := projections.ReadLog(ctx, store, after, through, logPage, func(evs []eventstore.Event) error {
-			out = append(out, evs...)
-			after = evs[len(evs)-1].Position
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if after >= through {
-			return out, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the log reads only through %d of %d", after, through)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// readThroughWait bounds readThrough's retries.
-const readThroughWait = 10 * time.Second

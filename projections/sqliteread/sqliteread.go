@@ -37,6 +37,7 @@ type DB struct {
 	read   *sql.DB // query_only connections
 	reg    *domain.Registry
 	notify func(name string, position int64)
+	store  eventstore.Store // for events a batch lacks; nil: none
 }
 
 // Options configure Open.
@@ -46,6 +47,9 @@ type Options struct {
 	// OnCommit is called after each committed batch with the projector's
 	// new checkpoint (wire it to a projections.Waiter). May be nil.
 	OnCommit func(name string, position int64)
+	// Store, if set, completes a batch that leaves a position out (a
+	// message JetStream sent late, behind later ones) before it is applied.
+	Store eventstore.Store
 }
 
 // Open opens or creates the read-model file at path (for example
@@ -62,7 +66,7 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening read models: %w", err)
 	}
-	db := &DB{write: write, read: read, reg: opt.Registry, notify: opt.OnCommit}
+	db := &DB{write: write, read: read, reg: opt.Registry, notify: opt.OnCommit, store: opt.Store}
 	if db.reg == nil {
 		db.reg = domain.NewRegistry()
 	}
@@ -138,6 +142,11 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 		cp, err := txCheckpoint(ctx, tx, name)
 		if err != nil {
 			return err
+		}
+		if through := projections.MissingThrough(cp, events); through > 0 && db.store != nil {
+			if events, err = projections.WithMissing(ctx, db.store, db.reg, cp, through, events); err != nil {
+				return fmt.Errorf("reading the %s events before the batch from the store: %w", name, err)
+			}
 		}
 		fresh := projections.After(events, cp)
 		if len(fresh) == 0 {

@@ -40,6 +40,17 @@ func open(t *testing.T) readtest.Models {
 
 func TestReadModels(t *testing.T) { readtest.Run(t, open) }
 
+func TestReadModelsWithStore(t *testing.T) {
+	readtest.RunWithStore(t, func(t *testing.T, store eventstore.Store) readtest.Models {
+		db, err := sqliteread.Open(context.Background(), filepath.Join(t.TempDir(), "readmodels.db"), sqliteread.Options{Store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		return readtest.Models{Customers: db.CustomerList(), Activity: db.ActivityLog()}
+	})
+}
+
 // applyAll applies events in batches of 250 to both projectors.
 func applyAll(t testing.TB, db *sqliteread.DB, events []eventstore.Event) {
 	t.Helper()
