@@ -1,13 +1,10 @@
 package projections
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
-	"time"
 
 	"github.com/partnerhub/customers/domain"
 	"github.com/partnerhub/customers/eventstore"
@@ -146,78 +143,4 @@ func ReadLog(ctx context.Context, store eventstore.Store, after, upTo int64, pag
 		after = evs[n-1].Position
 	}
 	return nil
-}
-
-// ReadThrough returns the log's events after `after` through `through`, a
-// position known to hold an event (a checkpoint). A reader may not see the
-// last ones yet (it waits out gaps of transactions still open): it tries
-// again for a while, and fails rather than return a short read, after
-// which a checkpoint would move past events never applied.
-func ReadThrough(ctx context.Context, store eventstore.Store, after, through int64) ([]eventstore.Event, error) {
-	var out []eventstore.Event
-	deadline := time.Now().Add(readThroughWait)
-	for {
-		err := ReadLog(ctx, store, after, through, readThroughPage, func(evs []eventstore.Event) error {
-			out = append(out, evs...)
-			after = evs[len(evs)-1].Position
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if after >= through {
-			return out, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the log reads only through %d of %d", after, through)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// readThroughWait bounds ReadThrough's retries.
-const readThroughWait = 10 * time.Second
-
-// readThroughPage is how many events ReadThrough asks for at a time.
-const readThroughPage = 5000
-
-// MissingThrough returns the position through which a projector batch at
-// checkpoint cp has to be completed from the event store before it is
-// applied, 0 when it needs nothing: the last of its events above cp that
-// does not follow the one before (or cp) directly. JetStream sends a
-// message whose ack was lost again only after its ack wait, behind later
-// ones; applied without it, the batch would move the checkpoint past it
-// for good. A position rolled back in the store, or an undecodable event,
-// leaves such a gap too; the read then adds nothing.
-func MissingThrough(cp int64, events []eventstore.Event) int64 {
-	var through int64
-	prev := cp
-	for _, ev := range events {
-		if ev.Position <= prev {
-			continue
-		}
-		if ev.Position > prev+1 {
-			through = ev.Position
-		}
-		prev = ev.Position
-	}
-	return through
-}
-
-// WithMissing returns events with the log's events after cp through
-// `through` added before them (the decodable ones), in position order:
-// a projector batch completed as MissingThrough asks. Duplicates stay;
-// After drops them.
-func WithMissing(ctx context.Context, store eventstore.Store, reg *domain.Registry, cp, through int64, events []eventstore.Event) ([]eventstore.Event, error) {
-	missing, err := ReadThrough(ctx, store, cp, through)
-	if err != nil {
-		return nil, err
-	}
-	out := append(Decodable(reg, missing, nil), events...)
-	slices.SortStableFunc(out, func(a, b eventstore.Event) int { return cmp.Compare(a.Position, b.Position) })
-	return out, nil
 }

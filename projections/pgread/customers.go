@@ -259,7 +259,7 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	}
 	hasTag := func(ids string) string { return "c.tag_ids && " + ids + "::text[]" }
 	// Each condition comes twice: as a plain filter for rows the walk has
-	// read already, and in the form the trigram indexes serve. The latter
+	// read already, and in the form the indexes serve (trigram, tag ids). The latter
 	// are built last, so that their parameters come after every one the
 	// walk uses (PostgreSQL refuses unused parameters).
 	var (

@@ -29,7 +29,7 @@ type DB struct {
 	reg    *domain.Registry
 	trgm   string // schema holding pg_trgm's operator classes
 	notify func(name string, position int64)
-	store  eventstore.Store // for refilling batches PostgreSQL lost; nil: commits wait for the flush
+	store  eventstore.Store // completes batches (Options.Store); nil: none, and commits wait for the flush
 
 	mu        sync.Mutex
 	committed map[string]int64 // each projector's last committed checkpoint, as this process saw it
@@ -42,11 +42,13 @@ type Options struct {
 	// OnCommit is called after each committed batch with the projector's
 	// new checkpoint (wire it to a projections.Waiter). May be nil.
 	OnCommit func(name string, position int64)
-	// Store is the event store the read models follow. With it, a
-	// projector's batch commits without waiting for the WAL flush, and a
-	// batch that a PostgreSQL crash took back (its messages acknowledged to
-	// JetStream already) is read again from the store before the next one.
-	// Without it, every commit waits for the flush.
+	// Store is the event store the read models follow. With it, a batch
+	// that leaves positions out (a message JetStream sent late, behind
+	// later ones) is completed from the store before it is applied; and a
+	// projector's batch commits without waiting for the WAL flush, because
+	// a batch that a PostgreSQL crash took back (its messages acknowledged
+	// to JetStream already) is read again from the store with the next
+	// one. Without it, every commit waits for the flush.
 	Store eventstore.Store
 }
 
@@ -147,8 +149,11 @@ func addTagIDs(ctx context.Context, tx pgx.Tx) error {
 	var missing bool
 	err := tx.QueryRow(ctx, `SELECT to_regclass('rm_customers') IS NOT NULL AND NOT EXISTS (
 		SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('rm_customers') AND attname = 'tag_ids' AND NOT attisdropped)`).Scan(&missing)
-	if err != nil || !missing {
-		return err
+	if err != nil {
+		return fmt.Errorf("migrating read models: looking for tag_ids: %w", err)
+	}
+	if !missing {
+		return nil
 	}
 	const cols = `partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text`
 	const fromC = `c.partner_id, c.customer_id, c.relationship, c.company_name, c.company_key, c.primary_domain, c.search_text`
@@ -199,25 +204,6 @@ func lockCheckpointAs(ctx context.Context, tx pgx.Tx, name, sql string) (int64, 
 	return pos, nil
 }
 
-// missing returns the position through which a batch of name at
-// checkpoint cp has to be completed from the store, 0 for none (or with no
-// store at hand): PostgreSQL lost batches committed after cp (through the
-// last this process committed), which JetStream will not deliver again, or
-// the batch leaves a position out (projections.MissingThrough).
-func (db *DB) missing(name string, cp int64, events []eventstore.Event) int64 {
-	if db.store == nil {
-		return 0
-	}
-	db.mu.Lock()
-	committed := db.committed[name]
-	db.mu.Unlock()
-	through := projections.MissingThrough(cp, events)
-	if committed > cp {
-		through = max(through, committed)
-	}
-	return through
-}
-
 const saveCheckpointSQL = `UPDATE rm_checkpoints SET position = $2 WHERE name = $1`
 
 func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos int64) error {
@@ -261,10 +247,15 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 	if err != nil {
 		return err
 	}
-	if through := db.missing(name, cp, events); through > 0 {
-		// The store has the events the batch lacks: apply them first.
-		if events, err = projections.WithMissing(ctx, db.store, db.reg, cp, through, events); err != nil {
-			return fmt.Errorf("reading the %s events before the batch from the store: %w", name, err)
+	if db.store != nil {
+		// The store has the events the batch lacks: positions it leaves
+		// out, and batches PostgreSQL lost after a crash (through the last
+		// this process committed), which JetStream will not deliver again.
+		db.mu.Lock()
+		committed := db.committed[name]
+		db.mu.Unlock()
+		if events, err = projections.CompleteBatch(ctx, db.store, db.reg, cp, events, committed); err != nil {
+			return fmt.Errorf("%s batch: %w", name, err)
 		}
 	}
 	fresh := projections.After(events, cp)
@@ -290,7 +281,7 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 	return nil
 }
 
-// logPage is how many events a rebuild or catch-up reads per call.
+// logPage is how many events the activity log's rebuild reads per call.
 const logPage = 5000
 
 // swap replaces each live table with its _new twin (and the indexes), after

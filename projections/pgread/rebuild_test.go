@@ -235,13 +235,19 @@ func TestLostCommitsRefilled(t *testing.T) {
 	if _, err := conn.Exec(ctx, `DELETE FROM rm_customers WHERE customer_id = ANY($1)`, ids[2:]); err != nil {
 		t.Fatal(err)
 	}
+	// The next batch holds only a message JetStream sent again (its ack
+	// was lost), below the checkpoint and without a gap: what PostgreSQL
+	// lost is refilled because this process remembers committing it.
+	if err := list.ApplyBatch(ctx, evs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if cp, err := list.Checkpoint(ctx); err != nil || cp != evs[len(evs)-1].Position {
+		t.Errorf("checkpoint after a batch of one resent message = %d, %v; want %d (refilled)", cp, err, evs[len(evs)-1].Position)
+	}
 	create()
 	create()
 	all := readtest.All(t, store)
-	// The batch starts with a message JetStream sent again (its ack was
-	// lost): the refill must not depend on where the batch starts.
-	batch := append([]eventstore.Event{evs[0]}, all[len(evs):]...)
-	if err := list.ApplyBatch(ctx, batch); err != nil {
+	if err := list.ApplyBatch(ctx, all[len(evs):]); err != nil {
 		t.Fatal(err)
 	}
 	page, err := list.SearchCustomers(ctx, "p1", projections.SearchParams{})

@@ -143,9 +143,9 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 		if err != nil {
 			return err
 		}
-		if through := projections.MissingThrough(cp, events); through > 0 && db.store != nil {
-			if events, err = projections.WithMissing(ctx, db.store, db.reg, cp, through, events); err != nil {
-				return fmt.Errorf("reading the %s events before the batch from the store: %w", name, err)
+		if db.store != nil {
+			if events, err = projections.CompleteBatch(ctx, db.store, db.reg, cp, events, 0); err != nil {
+				return fmt.Errorf("%s batch: %w", name, err)
 			}
 		}
 		fresh := projections.After(events, cp)
