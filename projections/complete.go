@@ -13,20 +13,15 @@ import (
 
 // A projector's batch comes from JetStream; the event store is the truth.
 // These helpers complete a batch from the store when it leaves positions
-// out. Call them outside any transaction on the store's database, or in
-// one that has not yet written (a reader of the PostgreSQL log waits out
-// transactions older than a gap; see eventstore/postgres).
+// out. Read with no transaction open on the store's database: a reader of
+// the PostgreSQL log waits out transactions older than a gap, and one's
+// own would keep it waiting (see eventstore/postgres).
 
-// CompleteBatch returns events completed from store, as a projector at
-// checkpoint cp must apply them: with the log's events after cp through
-// MissingThrough(cp, events), or through atLeast if that is later, added
-// (the decodable ones), in position order. Events it already holds may come
-// twice; After drops the second. With nothing missing it returns events.
-func CompleteBatch(ctx context.Context, store eventstore.Store, reg *domain.Registry, cp int64, events []eventstore.Event, atLeast int64) ([]eventstore.Event, error) {
-	through := max(MissingThrough(cp, events), atLeast)
-	if through <= cp {
-		return events, nil
-	}
+// CompleteBatch returns a projector's batch at checkpoint cp with the
+// log's events after cp through `through` (see MissingThrough) read from
+// store and added, the decodable ones, in position order. Events the batch
+// already held may come twice; After keeps one.
+func CompleteBatch(ctx context.Context, store eventstore.Store, reg *domain.Registry, cp, through int64, events []eventstore.Event) ([]eventstore.Event, error) {
 	missing, err := ReadThrough(ctx, store, cp, through)
 	if err != nil {
 		return nil, fmt.Errorf("completing a batch from the store (positions %d to %d): %w", cp+1, through, err)
@@ -38,13 +33,16 @@ func CompleteBatch(ctx context.Context, store eventstore.Store, reg *domain.Regi
 
 // MissingThrough returns the position through which a projector batch at
 // checkpoint cp has to be completed from the event store before it is
-// applied, 0 when it needs nothing: the last of its events above cp that
-// does not follow the one before (or cp) directly. JetStream sends a
-// message whose ack was lost again only after its ack wait, behind later
-// ones; applied without it, the batch would move the checkpoint past it
-// for good. A position rolled back in the store, or an undecodable event,
-// leaves such a gap too; the read then adds nothing.
-func MissingThrough(cp int64, events []eventstore.Event) int64 {
+// applied, 0 when it needs nothing:
+//   - the last of its events above cp that does not follow the one before
+//     (or cp) directly. JetStream sends a message whose ack was lost again
+//     only after its ack wait, behind later ones; applied without it, the
+//     batch would move the checkpoint past it for good. A position rolled
+//     back in the store, or an undecodable event, leaves such a gap too;
+//     the read then adds nothing;
+//   - reach, when the batch ends before it: a position the read model is
+//     known to have held (0 for none).
+func MissingThrough(cp int64, events []eventstore.Event, reach int64) int64 {
 	var through int64
 	prev := cp
 	for _, ev := range events {
@@ -55,6 +53,9 @@ func MissingThrough(cp int64, events []eventstore.Event) int64 {
 			through = ev.Position
 		}
 		prev = ev.Position
+	}
+	if reach > prev {
+		through = reach
 	}
 	return through
 }

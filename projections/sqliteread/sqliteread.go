@@ -143,8 +143,10 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 		if err != nil {
 			return err
 		}
-		if db.store != nil {
-			if events, err = projections.CompleteBatch(ctx, db.store, db.reg, cp, events, 0); err != nil {
+		// A read of the store here holds no transaction on its database
+		// (another file).
+		if through := projections.MissingThrough(cp, events, 0); through > 0 && db.store != nil {
+			if events, err = projections.CompleteBatch(ctx, db.store, db.reg, cp, through, events); err != nil {
 				return fmt.Errorf("%s batch: %w", name, err)
 			}
 		}
