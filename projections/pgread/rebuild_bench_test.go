@@ -50,20 +50,25 @@ func BenchmarkRebuildCustomerList(b *testing.B) {
 	b.ReportMetric(float64(int64(b.N)*n)/b.Elapsed().Seconds(), "events/s")
 }
 
+// keptSchema creates schema if missing (a benchmark's data kept between
+// runs; never dropped) and returns a connection string using it.
+func keptSchema(ctx context.Context, b *testing.B, schema string) string {
+	c, err := pgx.Connect(ctx, testenv.PostgresURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+schema); err != nil {
+		b.Fatal(err)
+	}
+	return testenv.WithSearchPath(testenv.PostgresURL(), schema)
+}
+
 // preloadedStore returns a store holding n generated events, and n.
 func preloadedStore(ctx context.Context, b *testing.B, n int) (*postgres.Store, int64) {
 	conn := testenv.PostgresSchema(b)
 	if *rebuildSchema != "" {
-		conn = testenv.WithSearchPath(testenv.PostgresURL(), *rebuildSchema)
-		c, err := pgx.Connect(ctx, testenv.PostgresURL())
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, err = c.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+*rebuildSchema)
-		c.Close(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
+		conn = keptSchema(ctx, b, *rebuildSchema)
 	}
 	store, err := postgres.Open(ctx, conn, postgres.Options{})
 	if err != nil {

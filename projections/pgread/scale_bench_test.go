@@ -410,15 +410,7 @@ func scaleURL(ctx context.Context, b *testing.B) (url string, reuse func(*pgxpoo
 	if *scaleSchema == "" {
 		return testenv.PostgresSchema(b), func(*pgxpool.Pool) bool { return false }, func(*pgxpool.Pool) {}
 	}
-	c, err := pgx.Connect(ctx, testenv.PostgresURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, err = c.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+*scaleSchema)
-	c.Close(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	url = keptSchema(ctx, b, *scaleSchema)
 	mark := fmt.Sprintf("BenchmarkScale customers=%d random-order=%t", *scaleCustomers, *scaleRandom)
 	reuse = func(pool *pgxpool.Pool) bool {
 		var got string
@@ -441,7 +433,7 @@ func scaleURL(ctx context.Context, b *testing.B) (url string, reuse func(*pgxpoo
 			b.Fatal(err)
 		}
 	}
-	return testenv.WithSearchPath(testenv.PostgresURL(), *scaleSchema), reuse, loaded
+	return url, reuse, loaded
 }
 
 func logPlan(ctx context.Context, b *testing.B, pool *pgxpool.Pool, sql string) {
