@@ -30,7 +30,7 @@ func (c *core) customerOnly(ctx context.Context, meta Meta, customerID string, e
 	if err != nil {
 		return customerOutcome{}, err
 	}
-	return c.onCustomer(ctx, meta, id, expectedVersion, func(cust domain.Customer, _ domain.TagCatalog) (customerDecision, error) {
+	return c.onCustomer(ctx, meta, id, expectedVersion, false, func(cust domain.Customer, _ domain.TagCatalog) (customerDecision, error) {
 		evs, err := domain.DecideCustomer(cust, cmd)
 		return customerDecision{customer: evs}, err
 	})

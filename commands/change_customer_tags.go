@@ -21,7 +21,7 @@ func (c *core) changeCustomerTags(ctx context.Context, meta Meta, cmd ChangeCust
 		return CustomerResult{}, err
 	}
 	newTagIDs := c.newTagIDs(cmd.Add)
-	out, err := c.onCustomer(ctx, meta, id, 0, func(cust domain.Customer, cat domain.TagCatalog) (customerDecision, error) {
+	out, err := c.onCustomer(ctx, meta, id, 0, false, func(cust domain.Customer, cat domain.TagCatalog) (customerDecision, error) {
 		catEvents, custEvents, err := domain.DecideTagAssignment(cat, []domain.Customer{cust},
 			domain.ChangeTags{Add: cmd.Add, Remove: cmd.Remove, NewTagIDs: newTagIDs})
 		if err != nil {

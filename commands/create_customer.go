@@ -26,7 +26,7 @@ func (c *core) createCustomer(ctx context.Context, meta Meta, cmd CreateCustomer
 		id = key // canonical spelling, so that one customer has one stream
 	}
 	newTagIDs := c.newTagIDs(cmd.Tags)
-	out, err := c.onCustomer(ctx, meta, id, 0, func(cust domain.Customer, cat domain.TagCatalog) (customerDecision, error) {
+	out, err := c.onCustomer(ctx, meta, id, 0, len(cmd.Tags) == 0, func(cust domain.Customer, cat domain.TagCatalog) (customerDecision, error) {
 		custEvents, catEvents, err := domain.DecideCreateCustomer(cust, cat, domain.CreateCustomer{
 			ID: id, CompanyName: cmd.CompanyName, PrimaryDomain: cmd.PrimaryDomain, Relationship: cmd.Relationship,
 			BillingProfile: cmd.BillingProfile, Tags: cmd.Tags, NewTagIDs: newTagIDs,

@@ -61,7 +61,8 @@ type unit struct {
 	streams []*stream
 	// exact: a conflict means the caller's expected version (If-Match) is
 	// stale, so it is reported at once as a failed precondition.
-	exact bool
+	exact   bool
+	attempt int // 1 for the first attempt of the command
 }
 
 // load reads and decodes a stream; fold receives each event.
@@ -86,6 +87,14 @@ func (u *unit) load(ctx context.Context, streamID, subject string, fold func(dom
 	}
 	u.streams = append(u.streams, s)
 	return s, nil
+}
+
+// assume adds a stream taken not to exist, without reading it: its append
+// expects no stream.
+func (u *unit) assume(streamID, subject string) *stream {
+	s := &stream{id: streamID, subject: subject}
+	u.streams = append(u.streams, s)
+	return s
 }
 
 func (u *unit) customer(ctx context.Context, partnerID, customerID string) (domain.Customer, *stream, error) {
@@ -203,7 +212,7 @@ func outcomeUnknown(err error) bool {
 // scratch after a conflict, on fresh state.
 func (c *core) run(ctx context.Context, meta Meta, decide func(ctx context.Context, u *unit) error) (*unit, error) {
 	for attempt := 1; ; attempt++ {
-		u := &unit{c: c}
+		u := &unit{c: c, attempt: attempt}
 		if err := decide(ctx, u); err != nil {
 			return nil, err
 		}
