@@ -30,12 +30,13 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultStream         = "CUSTOMER_EVENTS"
-	DefaultSubjectRoot    = "customers"
-	DefaultDuplicates     = 10 * time.Minute
-	DefaultCheckpointName = "relay"
-	DefaultMaxInFlight    = 256
-	DefaultAckTimeout     = 10 * time.Second
+	DefaultStream          = "CUSTOMER_EVENTS"
+	DefaultSubjectRoot     = "customers"
+	DefaultDuplicates      = 10 * time.Minute
+	DefaultCheckpointName  = "relay"
+	DefaultMaxInFlight     = 256
+	DefaultAckTimeout      = 10 * time.Second
+	DefaultCheckpointEvery = time.Second
 )
 
 // Options configures a Relay. Zero values take the defaults above.
@@ -44,11 +45,17 @@ type Options struct {
 	SubjectRoot    string        // first subject token; the stream takes <root>.>
 	Duplicates     time.Duration // the stream's duplicate window
 	CheckpointName string        // name of the position in eventstore.Checkpoints
-	MaxInFlight    int           // unacknowledged publishes at once
-	AckTimeout     time.Duration // how long to wait for one publish ack
-	RetryMin       time.Duration // first back-off after an error (default 100 ms)
-	RetryMax       time.Duration // longest back-off (default 5 s)
-	Logger         *slog.Logger  // nil discards
+	// CheckpointEvery spaces the saves of the position (and one is made
+	// when the relay stops). A restart resumes from the stream's last
+	// message, so the saved position only backs that up (a stream whose
+	// tail was deleted); saving it after every batch was one more commit
+	// per batch, waiting for its WAL flush, on the publishing path.
+	CheckpointEvery time.Duration
+	MaxInFlight     int           // unacknowledged publishes at once
+	AckTimeout      time.Duration // how long to wait for one publish ack
+	RetryMin        time.Duration // first back-off after an error (default 100 ms)
+	RetryMax        time.Duration // longest back-off (default 5 s)
+	Logger          *slog.Logger  // nil discards
 	// PublicData, if set, rewrites an event's data before it is published,
 	// so that fields private to the service never reach subscribers.
 	PublicData func(eventType string, data []byte) []byte
@@ -66,6 +73,9 @@ func (o *Options) defaults() {
 	}
 	if o.CheckpointName == "" {
 		o.CheckpointName = DefaultCheckpointName
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = DefaultCheckpointEvery
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight
@@ -186,7 +196,19 @@ func (r *Relay) runOnce(ctx context.Context) error {
 	r.position.Store(start)
 	r.opts.Logger.Info("relay: publishing", "stream", r.opts.Stream, "after", start, "stream_seq", nextSeq)
 
-	return r.store.Subscribe(ctx, start, func(ctx context.Context, batch []eventstore.Event) error {
+	saved, savedAt := start, time.Now()
+	save := func(ctx context.Context) error {
+		p := r.position.Load()
+		if p <= saved {
+			return nil
+		}
+		if err := r.cps.SaveCheckpoint(ctx, r.opts.CheckpointName, p); err != nil {
+			return fmt.Errorf("relay: saving checkpoint: %w", err)
+		}
+		saved, savedAt = p, time.Now()
+		return nil
+	}
+	err = r.store.Subscribe(ctx, start, func(ctx context.Context, batch []eventstore.Event) error {
 		for len(batch) > 0 {
 			n := min(len(batch), r.opts.MaxInFlight)
 			if err := r.publish(ctx, batch[:n], &nextSeq); err != nil {
@@ -194,11 +216,19 @@ func (r *Relay) runOnce(ctx context.Context) error {
 			}
 			batch = batch[n:]
 		}
-		if err := r.cps.SaveCheckpoint(ctx, r.opts.CheckpointName, r.position.Load()); err != nil {
-			return fmt.Errorf("relay: saving checkpoint: %w", err)
+		if time.Since(savedAt) < r.opts.CheckpointEvery {
+			return nil
 		}
-		return nil
+		return save(ctx)
 	})
+	// What was published since the last save, saved on the way out (the
+	// caller's context may be done by now).
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if serr := save(sctx); serr != nil && err == nil {
+		r.opts.Logger.Warn("relay: saving the checkpoint on stopping", "err", serr)
+	}
+	return err
 }
 
 // tailPosition is the log position in the stream's last message, 0 when the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -361,5 +362,40 @@ func TestPublicDataRewritesWhatIsPublished(t *testing.T) {
 	}
 	if tag.Data["tokenHash"] != "secret" {
 		t.Errorf("tag.created published as %v, want it unchanged", tag.Data)
+	}
+}
+
+// saveCounter counts the relay's checkpoint saves.
+type saveCounter struct {
+	*memStore
+	saves atomic.Int32
+}
+
+func (s *saveCounter) SaveCheckpoint(ctx context.Context, name string, position int64) error {
+	s.saves.Add(1)
+	return s.memStore.SaveCheckpoint(ctx, name, position)
+}
+
+// The position is saved at most once per CheckpointEvery while publishing,
+// and once more when the relay stops, so the saved position ends current.
+func TestCheckpointSavesAreSpaced(t *testing.T) {
+	ctx := context.Background()
+	nc, opts := sharedNATS(t)
+	opts.CheckpointEvery = time.Hour
+	s := &saveCounter{memStore: newMemStore()}
+	r := start(t, s, nc, opts)
+	for i := range 20 { // twenty batches, each published before the next
+		appendEvents(t, ctx, s, "p1", []string{fmt.Sprintf("c%d", i)}, 1)
+		waitPosition(t, r.r, int64(i+1))
+	}
+	if n := s.saves.Load(); n != 0 {
+		t.Errorf("%d checkpoint saves while publishing within CheckpointEvery, want 0", n)
+	}
+	r.stop()
+	if n := s.saves.Load(); n != 1 {
+		t.Errorf("%d checkpoint saves after stopping, want 1", n)
+	}
+	if cp, _ := s.LoadCheckpoint(ctx, "relay"); cp != 20 {
+		t.Errorf("checkpoint after stopping = %d, want 20", cp)
 	}
 }
