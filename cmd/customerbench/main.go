@@ -59,6 +59,9 @@ type runEnv struct {
 	client *client // HTTP scenarios; set once a server is known
 	pool   *pool
 	server *server // nil with --url
+	// serverDB is the started customerd's PostgreSQL (its schema on the
+	// search path); "" with the embedded store or --url.
+	serverDB string
 
 	profileDir string
 	idemKeys   bool
@@ -276,6 +279,7 @@ func (env *runEnv) connect(ctx context.Context, target, token, binary string) (f
 			return nil, err
 		}
 		o.databaseURL = u
+		env.serverDB = u
 	}
 	srv, err := startServer(ctx, o)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 )
 
@@ -127,8 +128,48 @@ func (env *runEnv) ensurePool(ctx context.Context) (*pool, error) {
 		return nil, firstErr
 	}
 	p.position = maxPos.Load()
+	if err := env.analyze(ctx, p.position); err != nil {
+		return nil, err
+	}
 	env.pool = p
 	return p, nil
+}
+
+// analyze waits until the read models hold the pool, then has PostgreSQL
+// gather the statistics of the started customerd's tables. A database in
+// service has them from autovacuum within a minute of growing; a schema
+// made seconds ago has none, and the planner, taking the tables for empty,
+// sorted the whole customer list for a look-up by domain (measured on
+// 7,000 customers: 6.3 ms, and 1.2 ms once analyzed). Without this the
+// scenarios would measure a database's first minute, not the service.
+func (env *runEnv) analyze(ctx context.Context, position int64) error {
+	if env.serverDB == "" {
+		return nil
+	}
+	for _, path := range []string{"/v1/customers", "/v1/activity"} {
+		if _, err := env.client.do(ctx, http.MethodGet, fmt.Sprintf("%s?limit=1&minPosition=%d", path, position), nil); err != nil {
+			return fmt.Errorf("waiting for the read models to hold the pool: %w", err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, env.serverDB)
+	if err != nil {
+		return fmt.Errorf("connecting to the server's database: %w", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = current_schema()`)
+	if err != nil {
+		return fmt.Errorf("listing the server's tables: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("listing the server's tables: %w", err)
+	}
+	for _, t := range tables {
+		if _, err := conn.Exec(ctx, "ANALYZE "+t); err != nil {
+			return fmt.Errorf("analyzing %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // worker is one goroutine's state in the HTTP scenarios.
