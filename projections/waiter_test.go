@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,5 +34,33 @@ func TestFoldFindsAccentedNames(t *testing.T) {
 		if got := Fold(in); got != want {
 			t.Errorf("Fold(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A waiter reads the checkpoint at once only when its projector has been
+// quiet for the poll interval; while commits come, it waits for them.
+func TestWaiterReadsCheckpointOnlyWhenQuiet(t *testing.T) {
+	w := NewWaiter(200 * time.Millisecond)
+	var loads atomic.Int32
+	stored := int64(7) // applied by another process: only a read finds it
+	w.load = func(context.Context, string) (int64, error) { loads.Add(1); return stored, nil }
+
+	if err := w.Wait(context.Background(), CustomerListName, 7, time.Second); err != nil {
+		t.Fatalf("Wait for a position only the checkpoint holds: %v", err)
+	}
+	if n := loads.Swap(0); n != 1 {
+		t.Fatalf("%d checkpoint reads by a waiter on a quiet projector, want 1", n)
+	}
+
+	w.Committed(CustomerListName, 8)
+	done := make(chan error, 1)
+	go func() { done <- w.Wait(context.Background(), CustomerListName, 9, time.Second) }()
+	time.Sleep(50 * time.Millisecond)
+	w.Committed(CustomerListName, 9)
+	if err := <-done; err != nil {
+		t.Fatalf("Wait after commit of 9: %v", err)
+	}
+	if n := loads.Load(); n != 0 {
+		t.Fatalf("%d checkpoint reads by a waiter on a committing projector, want 0", n)
 	}
 }
