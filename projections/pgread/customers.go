@@ -277,6 +277,17 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		switch q.SearchBy {
 		case projections.SearchAll:
 			text := func() string {
+				if w := trigramWords(q.Pattern); len(w) == 1 && "%"+w[0]+"%" == q.Pattern {
+					// One word and nothing else: the trigram conditions are
+					// the pattern, and search_text, whose fields they cover,
+					// need not be checked as well (a tenth of a broad
+					// search's time).
+					t := nameDomain("c.") + " LIKE " + pat
+					if couldBeID(q.Pattern) {
+						t += " OR c.customer_id LIKE " + pat
+					}
+					return "(" + t + ")"
+				}
 				t := "c.search_text LIKE " + pat + " AND (" + trigramConds(nameDomain("c."), q.Pattern, arg)
 				if couldBeID(q.Pattern) {
 					t += " OR " + trigramConds("c.customer_id", q.Pattern, arg)
@@ -383,8 +394,18 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	for _, m := range indexMatch {
 		where = append(where, m())
 	}
-	items, err = c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(where, " AND ")+
-		fmt.Sprintf(" ORDER BY %s || '' %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit), args)
+	// The matches are found and ranked with their keys alone, and only the
+	// page's rows are read whole: a broad term ranks tens of thousands of
+	// matches, and the sort's cost grows with the width of what it carries
+	// (measured at 1M customers, 26,000 matches: 13.8 ms with whole rows,
+	// 11.7 ms this way). OFFSET 0 keeps the subquery apart, so its sort
+	// cannot be served by the sort index (which would walk the list).
+	ranked := `SELECT * FROM (SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` AS sort_key FROM rm_customers c WHERE ` +
+		strings.Join(where, " AND ") + ` OFFSET 0) m` +
+		fmt.Sprintf(" ORDER BY m.sort_key %s, m.customer_id %s, m.relationship %s LIMIT %d", dir, dir, dir, q.Limit)
+	items, err = c.query(ctx, cols+` FROM (`+ranked+`) m JOIN rm_customers c
+		ON c.partner_id = m.partner_id AND c.customer_id = m.customer_id AND c.relationship = m.relationship`+
+		fmt.Sprintf(" ORDER BY m.sort_key %s, m.customer_id %s, m.relationship %s", dir, dir, dir), args)
 	return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
 }
 
@@ -407,10 +428,7 @@ const (
 // the table, and reading those was most of a search's time (measured 1.5-3x
 // at 1M customers). With no such word, the pattern itself.
 func trigramConds(expr, pattern string, arg func(any) string) string {
-	words := strings.FieldsFunc(pattern, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
-	words = slices.DeleteFunc(words, func(w string) bool { return utf8.RuneCountInString(w) < 3 })
-	slices.SortFunc(words, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-	words = slices.Compact(words)
+	words := trigramWords(pattern)
 	if len(words) == 0 {
 		return expr + " LIKE " + arg(pattern)
 	}
@@ -419,6 +437,15 @@ func trigramConds(expr, pattern string, arg func(any) string) string {
 		conds = append(conds, expr+" LIKE "+arg("%"+w+"%"))
 	}
 	return strings.Join(conds, " AND ")
+}
+
+// trigramWords returns the words of three or more letters or digits of a
+// pattern, longest first, each once.
+func trigramWords(pattern string) []string {
+	words := strings.FieldsFunc(pattern, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	words = slices.DeleteFunc(words, func(w string) bool { return utf8.RuneCountInString(w) < 3 })
+	slices.SortFunc(words, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+	return slices.Compact(words)
 }
 
 // couldBeID reports whether a folded search pattern could match part of a
