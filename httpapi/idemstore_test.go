@@ -160,3 +160,48 @@ func TestIdempotencyStoreConcurrentClaims(t *testing.T) {
 		}
 	})
 }
+
+// The claim and the answer commit asynchronously on PostgreSQL, and the
+// setting ends with their own statements: the connection goes back to the
+// pool committing synchronously (the next user may be an append).
+func TestPostgresIdempotencyAsyncEndsWithStatement(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1 // every statement below on the same connection
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := NewPostgresIdempotency(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	syncCommit := func(after string) {
+		t.Helper()
+		var v string
+		if err := pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != "on" {
+			t.Fatalf("synchronous_commit = %q after %s, want on", v, after)
+		}
+	}
+	now := time.Now()
+	if rec, err := s.Claim(ctx, "p1", "k1", []byte("fp"), now, now.Add(time.Minute), now.Add(time.Hour)); err != nil || rec != nil {
+		t.Fatalf("Claim = %+v, %v", rec, err)
+	}
+	syncCommit("a claim")
+	if err := s.Complete(ctx, "p1", "k1", []byte("fp"), IdempotencyRecord{Status: http.StatusCreated, Body: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	syncCommit("an answer")
+	rec, err := s.Claim(ctx, "p1", "k1", []byte("fp"), now, now.Add(time.Minute), now.Add(time.Hour))
+	if err != nil || rec == nil || !rec.Completed || rec.Status != http.StatusCreated || !bytes.Equal(rec.Body, []byte(`{}`)) {
+		t.Fatalf("claim of an answered key = %+v, %v", rec, err)
+	}
+}
