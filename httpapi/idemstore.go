@@ -150,7 +150,7 @@ func (s *SQLIdempotency) Claim(ctx context.Context, partnerID, key string, fp []
 			return nil, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("claiming idempotency key: %w", err)
+			return nil, fmt.Errorf("inserting the idempotency record: %w", err)
 		}
 		var (
 			rfp       []byte
@@ -168,7 +168,7 @@ func (s *SQLIdempotency) Claim(ctx context.Context, partnerID, key string, fp []
 		}
 		return decodeRecord(rfp, completed, status, header, body)
 	}
-	return nil, errors.New("claiming idempotency key: record keeps vanishing")
+	return nil, errors.New("the idempotency record keeps vanishing")
 }
 
 func (s *SQLIdempotency) Complete(ctx context.Context, partnerID, key string, fp []byte, rec IdempotencyRecord) error {
