@@ -232,22 +232,38 @@ func (db *DB) checkpoint(ctx context.Context, name string) (int64, error) {
 // lock's transaction id would hold back a log reader waiting out a gap),
 // and the batch starts over.
 func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.Event, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) error {
+	var read readRange
 	for range 5 {
-		cp, through, err := db.applyOnce(ctx, name, events, apply)
+		cp, through, err := db.applyOnce(ctx, name, events, read, apply)
 		if err != nil || through == 0 {
 			return err
 		}
 		if events, err = projections.CompleteBatch(ctx, db.store, db.reg, cp, through, events); err != nil {
 			return fmt.Errorf("%s batch: %w", name, err)
 		}
+		read = readRange{after: cp, through: through}
 	}
 	return fmt.Errorf("%s batch: still incomplete after reading the store five times (is another process applying it?)", name)
+}
+
+// readRange is the stretch of the log a batch was completed with: it holds
+// every event there, so a position still missing in it was rolled back in
+// the store (a hole in the log), not late.
+type readRange struct{ after, through int64 }
+
+// from is where a batch at checkpoint cp may still lack events: after what
+// was read from the store, if that read started at or below cp.
+func (r readRange) from(cp int64) int64 {
+	if r.through > 0 && r.after <= cp {
+		return max(cp, r.through)
+	}
+	return cp
 }
 
 // applyOnce applies events, or, when they lack some the store has, applies
 // nothing and returns the checkpoint and the position through which they
 // must be completed.
-func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Event, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) (cp, through int64, err error) {
+func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Event, read readRange, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) (cp, through int64, err error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("starting %s batch: %w", name, err)
@@ -264,7 +280,7 @@ func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Ev
 		db.mu.Lock()
 		committed := db.committed[name]
 		db.mu.Unlock()
-		if through = projections.MissingThrough(cp, events, committed); through > 0 {
+		if through = projections.MissingThrough(read.from(cp), events, committed); through > 0 {
 			return cp, through, nil
 		}
 	}
