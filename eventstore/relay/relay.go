@@ -10,7 +10,9 @@
 // continues from max(checkpoint, that position), so a crash after publishing
 // but before saving the checkpoint republishes nothing. The duplicate window
 // (Options.Duplicates, default 10 minutes) is a second line of defence for
-// other writers and for a stream whose last message was deleted.
+// other writers and for a stream whose last message was deleted: the relay
+// then starts from its checkpoint (saved every CheckpointEvery), and what it
+// publishes again is dropped as duplicates.
 package relay
 
 import (
@@ -152,6 +154,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errResync) && r.position.Load() > before {
+			// A duplicate moved the relay past an event the stream holds
+			// already (republished from a checkpoint behind a stream whose
+			// last message is not the relay's): one per resync, so a
+			// second of such events would take minutes with a back-off
+			// after each.
+			r.opts.Logger.Debug("relay: resynchronising after a duplicate", "err", err, "position", r.position.Load())
+			continue
+		}
 		if r.position.Load() > before {
 			wait = r.opts.RetryMin // progress was made: this is a fresh failure
 		}
@@ -225,7 +236,7 @@ func (r *Relay) runOnce(ctx context.Context) error {
 	// caller's context may be done by now).
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if serr := save(sctx); serr != nil && err == nil {
+	if serr := save(sctx); serr != nil {
 		r.opts.Logger.Warn("relay: saving the checkpoint on stopping", "err", serr)
 	}
 	return err

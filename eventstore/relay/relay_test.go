@@ -399,3 +399,71 @@ func TestCheckpointSavesAreSpaced(t *testing.T) {
 		t.Errorf("checkpoint after stopping = %d, want 20", cp)
 	}
 }
+
+// After a crash (no save on the way out), with a stream whose last message
+// is not the relay's, the relay starts from its checkpoint, a while behind,
+// and publishes those events again: JetStream drops them as duplicates, and
+// the relay gets past them at once rather than after a back-off each.
+func TestRepublishedDuplicatesPassQuickly(t *testing.T) {
+	ctx := context.Background()
+	nc, opts := sharedNATS(t)
+	opts.RetryMin, opts.RetryMax = time.Second, time.Second
+	s := newMemStore()
+	appendEvents(t, ctx, s, "p1", []string{"c1", "c2"}, 10)
+	r := start(t, s, nc, opts)
+	waitPosition(t, r.r, 20)
+	r.stop()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another writer's message is now the stream's last.
+	if _, err := js.Publish(ctx, opts.SubjectRoot+".other.note", []byte("not an envelope")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(ctx, "relay", 8); err != nil { // the crash's older checkpoint
+		t.Fatal(err)
+	}
+	appendEvents(t, ctx, s, "p1", []string{"c3"}, 1)
+	began := time.Now()
+	r = start(t, s, nc, opts)
+	waitPosition(t, r.r, 21)
+	r.stop()
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("relay took %v to pass 12 republished events (a back-off after each?)", d.Round(time.Millisecond))
+	}
+	msgs := streamContents(t, nc, opts.Stream)
+	if len(msgs) != 22 { // 20 events, the other writer's message, the new event
+		t.Fatalf("stream holds %d messages, want 22 (duplicates dropped)", len(msgs))
+	}
+	var env relay.Envelope
+	if err := json.Unmarshal(msgs[21].Data, &env); err != nil || env.Position != 21 {
+		t.Fatalf("last message %s (%v), want the event at position 21", msgs[21].Data, err)
+	}
+}
+
+// While publishing, the position is saved once CheckpointEvery has passed.
+func TestCheckpointSavedWhilePublishing(t *testing.T) {
+	ctx := context.Background()
+	nc, opts := sharedNATS(t)
+	opts.CheckpointEvery = 50 * time.Millisecond
+	s := newMemStore()
+	r := start(t, s, nc, opts)
+	defer r.stop()
+	appendEvents(t, ctx, s, "p1", []string{"c1"}, 1)
+	waitPosition(t, r.r, 1)
+	time.Sleep(100 * time.Millisecond)
+	appendEvents(t, ctx, s, "p1", []string{"c2"}, 1)
+	waitPosition(t, r.r, 2)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cp, _ := s.LoadCheckpoint(ctx, "relay")
+		if cp == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint %d while running, want 2", cp)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
