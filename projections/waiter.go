@@ -47,10 +47,17 @@ func NewWaiter(pollEvery time.Duration, projectors ...Projector) *Waiter {
 func (w *Waiter) Committed(name string, position int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.heard[name] = time.Now()
+	w.reached(name, position)
+}
+
+// reached records a checkpoint and wakes the waiters; w.mu held. A
+// checkpoint found by polling comes here without Committed's mark: it
+// says nothing about this process's projector committing.
+func (w *Waiter) reached(name string, position int64) {
 	if position > w.pos[name] {
 		w.pos[name] = position
 	}
-	w.heard[name] = time.Now()
 	close(w.changed)
 	w.changed = make(chan struct{})
 }
@@ -79,7 +86,9 @@ func (w *Waiter) Wait(ctx context.Context, name string, position int64, timeout 
 		if poll {
 			cp, err := w.load(ctx, name)
 			if err == nil && cp >= position {
-				w.Committed(name, cp)
+				w.mu.Lock()
+				w.reached(name, cp)
+				w.mu.Unlock()
 				return nil
 			}
 		}

@@ -40,7 +40,7 @@ func TestFoldFindsAccentedNames(t *testing.T) {
 // A waiter reads the checkpoint at once only when its projector has been
 // quiet for the poll interval; while commits come, it waits for them.
 func TestWaiterReadsCheckpointOnlyWhenQuiet(t *testing.T) {
-	w := NewWaiter(200 * time.Millisecond)
+	w := NewWaiter(time.Minute) // no tick within the test: only Wait's first read counts
 	var loads atomic.Int32
 	stored := int64(7) // applied by another process: only a read finds it
 	w.load = func(context.Context, string) (int64, error) { loads.Add(1); return stored, nil }
@@ -51,10 +51,19 @@ func TestWaiterReadsCheckpointOnlyWhenQuiet(t *testing.T) {
 	if n := loads.Swap(0); n != 1 {
 		t.Fatalf("%d checkpoint reads by a waiter on a quiet projector, want 1", n)
 	}
+	// What a read found is no sign of this process committing: the next
+	// waiter reads again.
+	stored = 8
+	if err := w.Wait(context.Background(), CustomerListName, 8, time.Second); err != nil {
+		t.Fatalf("Wait for a position only the checkpoint holds, again: %v", err)
+	}
+	if n := loads.Swap(0); n != 1 {
+		t.Fatalf("%d checkpoint reads by the next waiter, want 1", n)
+	}
 
 	w.Committed(CustomerListName, 8)
 	done := make(chan error, 1)
-	go func() { done <- w.Wait(context.Background(), CustomerListName, 9, time.Second) }()
+	go func() { done <- w.Wait(context.Background(), CustomerListName, 9, 5*time.Second) }()
 	time.Sleep(50 * time.Millisecond)
 	w.Committed(CustomerListName, 9)
 	if err := <-done; err != nil {
