@@ -61,8 +61,25 @@ func TestCreateReadsOnlyWhenItMust(t *testing.T) {
 		if n := counted.loads.Load(); n != 2 {
 			t.Errorf("create of an existing id read %d streams, want 2 (on its second attempt)", n)
 		}
+		// The same with the primary domain of another customer: the
+		// customer's existence is the answer, not the domain.
+		again.PrimaryDomain = "fabrikam.com"
+		_, err = cmds.CreateCustomer.Handle(ctx, meta, again)
+		if de := wantCode(t, err, domain.CodeConflict); !strings.Contains(de.Message, "already exists") {
+			t.Errorf("existing id with a taken domain answered %q, want it to say the customer already exists", de.Message)
+		}
+		// A body that is not valid is refused as such, existing id or not.
+		again.CompanyName = ""
+		_, err = cmds.CreateCustomer.Handle(ctx, meta, again)
+		wantCode(t, err, domain.CodeInvalid)
+		// With one attempt allowed, nothing is assumed: still "exists".
+		again.CompanyName = "Northwind"
+		_, err = commands.New(store, domain.NewRegistry(), commands.WithMaxAttempts(1)).CreateCustomer.Handle(ctx, meta, again)
+		if de := wantCode(t, err, domain.CodeConflict); !strings.Contains(de.Message, "already exists") {
+			t.Errorf("existing id with one attempt answered %q, want it to say the customer already exists", de.Message)
+		}
 		if after := len(allEvents(t, store)); after != before {
-			t.Errorf("refused create appended %d events", after-before)
+			t.Errorf("refused creates appended %d events", after-before)
 		}
 	})
 }

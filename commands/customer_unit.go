@@ -37,7 +37,8 @@ func (o customerOutcome) result() CustomerResult {
 // nothing and decides on a customer that does not exist and an empty
 // catalog. The append expects no stream, so a customer that exists after
 // all is a conflict, and the next attempt reads both as usual. Two reads
-// fewer per create (each a round trip to the store).
+// fewer per create (each a round trip to the store). A body that is not
+// valid is refused as such first, whether the customer exists or not.
 func (c *core) onCustomer(ctx context.Context, meta Meta, customerID string, expectedVersion int64, assumeNew bool,
 	decide func(domain.Customer, domain.TagCatalog) (customerDecision, error)) (customerOutcome, error) {
 	if err := requirePartner(meta); err != nil {
@@ -52,7 +53,8 @@ func (c *core) onCustomer(ctx context.Context, meta Meta, customerID string, exp
 			s    *stream
 			ts   *stream // nil when the catalog was not read
 		)
-		if assumeNew && u.attempt == 1 {
+		// With a single attempt allowed, the conflict would be the answer.
+		if assumeNew && u.attempt == 1 && c.maxAttempts > 1 {
 			cust, s = domain.Customer{ID: customerID}, u.assume(domain.CustomerStream(meta.PartnerID, customerID), customerID)
 		} else {
 			var err error
