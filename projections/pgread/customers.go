@@ -351,7 +351,20 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		where = append(where, fmt.Sprintf("(%s, c.customer_id, c.relationship) %s (%s, %s, %s) AND NOT (c.customer_id = %s AND c.relationship = %s)",
 			key, op, arg(q.After.Key), id, rel, id, rel))
 	}
-	order := fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, q.Limit)
+	// orderBy is the list order on alias's rows (key is the sort column
+	// there), with a LIMIT when limit > 0.
+	orderBy := func(alias, key string, limit int) string {
+		o := fmt.Sprintf(" ORDER BY %s %s, %s.customer_id %s, %s.relationship %s", key, dir, alias, dir, alias, dir)
+		if limit > 0 {
+			o += " LIMIT " + strconv.Itoa(limit)
+		}
+		return o
+	}
+	// joinRows joins alias's keys back to whole rows, as c.
+	joinRows := func(alias string) string {
+		return ` JOIN rm_customers c ON c.partner_id = ` + alias + `.partner_id AND c.customer_id = ` + alias + `.customer_id AND c.relationship = ` + alias + `.relationship`
+	}
+	order := orderBy("c", key, q.Limit)
 	cols := `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, ` + tagsOfRow
 	if len(walkMatch) == 0 {
 		items, err := c.query(ctx, cols+` FROM rm_customers c WHERE `+strings.Join(where, " AND ")+order, args)
@@ -376,16 +389,15 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	var walk string
 	if !idOnly {
 		walk = `SELECT * FROM (SELECT * FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
-			fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, walkRows) +
+			orderBy("c", key, walkRows) +
 			`) c WHERE ` + strings.Join(walkMatch, " AND ")
 	} else {
 		// An id search needs no row: the walk reads the sort index only,
 		// ten times as far for the time, and the page's rows are fetched
 		// at the end.
 		walk = `SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
-			fmt.Sprintf(" ORDER BY %s %s, c.customer_id %s, c.relationship %s LIMIT %d", key, dir, dir, dir, searchWalkIndexOnly)
-		walk = `SELECT c.* FROM (SELECT * FROM (` + walk + `) c WHERE ` + strings.Join(walkMatch, " AND ") + order + `) w
-			JOIN rm_customers c ON c.partner_id = w.partner_id AND c.customer_id = w.customer_id AND c.relationship = w.relationship`
+			orderBy("c", key, searchWalkIndexOnly)
+		walk = `SELECT c.* FROM (SELECT * FROM (` + walk + `) c WHERE ` + strings.Join(walkMatch, " AND ") + order + `) w` + joinRows("w")
 	}
 	items, err := c.query(ctx, cols+` FROM (`+walk+`) c`+order, args)
 	if err != nil || len(items) == q.Limit {
@@ -401,11 +413,8 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	// 11.7 ms this way). OFFSET 0 keeps the subquery apart, so its sort
 	// cannot be served by the sort index (which would walk the list).
 	ranked := `SELECT * FROM (SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` AS sort_key FROM rm_customers c WHERE ` +
-		strings.Join(where, " AND ") + ` OFFSET 0) m` +
-		fmt.Sprintf(" ORDER BY m.sort_key %s, m.customer_id %s, m.relationship %s LIMIT %d", dir, dir, dir, q.Limit)
-	items, err = c.query(ctx, cols+` FROM (`+ranked+`) m JOIN rm_customers c
-		ON c.partner_id = m.partner_id AND c.customer_id = m.customer_id AND c.relationship = m.relationship`+
-		fmt.Sprintf(" ORDER BY m.sort_key %s, m.customer_id %s, m.relationship %s", dir, dir, dir), args)
+		strings.Join(where, " AND ") + ` OFFSET 0) m` + orderBy("m", "m.sort_key", q.Limit)
+	items, err = c.query(ctx, cols+` FROM (`+ranked+`) m`+joinRows("m")+orderBy("m", "m.sort_key", 0), args)
 	return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
 }
 
