@@ -131,6 +131,9 @@ func (n *pgNames) CustomerName(ctx context.Context, p, id string) (string, error
 	if name, ok := n.known[[2]string{p, id}]; ok {
 		return name, nil
 	}
+	if n.tx == nil {
+		return "", errNeedsRead
+	}
 	var name string
 	err := n.tx.QueryRow(ctx, `SELECT name FROM rm_activity_names`+n.sfx+` WHERE partner_id = $1 AND customer_id = $2`, p, id).Scan(&name)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -124,7 +124,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err := addTagIDs(ctx, tx); err != nil {
 		return err
 	}
-	stmts := []string{`CREATE TABLE IF NOT EXISTS rm_checkpoints (name text PRIMARY KEY, position bigint NOT NULL)`}
+	stmts := []string{`CREATE TABLE IF NOT EXISTS rm_checkpoints (name text PRIMARY KEY, position bigint NOT NULL)`, checkpointAtDDL}
 	stmts = append(stmts, customerDDL("", db.trgm)...)
 	stmts = append(stmts, activityDDL("")...)
 	for _, name := range []string{projections.CustomerListName, projections.ActivityLogName} {
@@ -201,6 +201,27 @@ func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string, async bool) (in
 
 const saveCheckpointSQL = `UPDATE rm_checkpoints SET position = $2 WHERE name = $1`
 
+// checkpointAtDDL is the guard of a batch sent in one round trip: it locks
+// a projector's checkpoint, fails (code checkpointMoved) when the
+// checkpoint is not where the batch expects it, which rolls back the whole
+// pipeline, and makes the commit asynchronous (as lockCheckpoint does).
+const checkpointAtDDL = `CREATE OR REPLACE FUNCTION rm_checkpoint_at(p_name text, p_position bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM 1 FROM rm_checkpoints WHERE name = p_name AND position = p_position FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'RM409', MESSAGE = format('checkpoint %s is not at %s', p_name, p_position);
+	END IF;
+	PERFORM set_config('synchronous_commit', 'off', true);
+END $$`
+
+// checkpointMoved is rm_checkpoint_at's error code.
+const checkpointMoved = "RM409"
+
+// errNeedsRead is what an apply function returns, given no transaction,
+// when its writes depend on a read: the batch then takes the general way.
+var errNeedsRead = errors.New("the batch's writes need a read")
+
 func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos int64) error {
 	if _, err := tx.Exec(ctx, saveCheckpointSQL, name, pos); err != nil {
 		return fmt.Errorf("saving checkpoint %s: %w", name, err)
@@ -223,7 +244,9 @@ func (db *DB) checkpoint(ctx context.Context, name string) (int64, error) {
 // applyBatch runs apply on the events above the checkpoint in one
 // transaction with the checkpoint update. apply queues its writes in q
 // (it may read through tx); they go with the checkpoint's update in one
-// round trip. A batch is four round trips: begin, lock, writes, commit.
+// round trip. A batch that follows on from this process's last commit is
+// one round trip (applyFollowing); otherwise four: begin, lock, writes,
+// commit.
 //
 // With the store at hand, a batch that lacks events is completed from it
 // first: positions the batch leaves out, and batches PostgreSQL lost after
@@ -232,6 +255,9 @@ func (db *DB) checkpoint(ctx context.Context, name string) (int64, error) {
 // lock's transaction id would hold back a log reader waiting out a gap),
 // and the batch starts over.
 func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.Event, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) error {
+	if done, err := db.applyFollowing(ctx, name, events, apply); done || err != nil {
+		return err
+	}
 	var read readRange
 	for range 5 {
 		cp, through, err := db.applyOnce(ctx, name, events, read, apply)
@@ -244,6 +270,52 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 		read = readRange{after: cp, through: through}
 	}
 	return fmt.Errorf("%s batch: still incomplete after reading the store five times (is another process applying it?)", name)
+}
+
+// applyFollowing applies a batch that follows on from this process's last
+// commit in one round trip instead of four: the checkpoint's guard
+// (rm_checkpoint_at), the writes and the checkpoint's update go in one
+// pipeline, which PostgreSQL runs as one transaction. When the checkpoint
+// is not where this process left it (moved by a rebuild's swap, taken back
+// by a crash, written by another process), the guard rolls it all back and
+// it reports false, as it does for a batch that needs completing from the
+// store or writes that need a read (apply given a nil transaction returns
+// errNeedsRead): applyBatch then takes the general way.
+func (db *DB) applyFollowing(ctx context.Context, name string, events []eventstore.Event, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) (bool, error) {
+	if db.store == nil { // no completion from the store: commits wait for the flush
+		return false, nil
+	}
+	db.mu.Lock()
+	cp := db.committed[name]
+	db.mu.Unlock()
+	if cp == 0 || projections.MissingThrough(cp, events, 0) > 0 {
+		return false, nil
+	}
+	fresh := projections.After(events, cp)
+	if len(fresh) == 0 {
+		return false, nil
+	}
+	var q pgx.Batch
+	q.Queue(`SELECT rm_checkpoint_at($1, $2)`, name, cp)
+	if err := apply(nil, &q, fresh); err != nil {
+		if errors.Is(err, errNeedsRead) {
+			return false, nil
+		}
+		return false, err
+	}
+	last := fresh[len(fresh)-1].Position
+	q.Queue(saveCheckpointSQL, name, last)
+	if err := db.pool.SendBatch(ctx, &q).Close(); err != nil {
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == checkpointMoved {
+			return false, nil
+		}
+		return false, fmt.Errorf("applying positions %d to %d to %s: %w", fresh[0].Position, last, name, err)
+	}
+	db.mu.Lock()
+	db.committed[name] = max(db.committed[name], last)
+	db.mu.Unlock()
+	db.notify(name, last)
+	return true, nil
 }
 
 // readRange is the stretch of the log a batch was completed with: it holds
