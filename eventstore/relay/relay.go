@@ -161,6 +161,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			// second of such events would take minutes with a back-off
 			// after each.
 			r.opts.Logger.Debug("relay: resynchronising after a duplicate", "err", err, "position", r.position.Load())
+			wait = r.opts.RetryMin
 			continue
 		}
 		if r.position.Load() > before {
@@ -176,8 +177,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// errResync reports that the stream's sequence is not what the relay
-// expected (another writer, or a duplicate ack): start over from its tail.
+// errResync reports a duplicate ack: the stream did not grow, so every
+// message after it in the window expected one sequence too many; start
+// over from the stream's tail. (Another writer's message shows as a wrong
+// last sequence, an ordinary error.)
 var errResync = errors.New("relay: stream changed under the relay")
 
 func (r *Relay) runOnce(ctx context.Context) error {
