@@ -37,8 +37,10 @@ func (o customerOutcome) result() CustomerResult {
 // nothing and decides on a customer that does not exist and an empty
 // catalog. The append expects no stream, so a customer that exists after
 // all is a conflict, and the next attempt reads both as usual. Two reads
-// fewer per create (each a round trip to the store). A body that is not
-// valid is refused as such first, whether the customer exists or not.
+// fewer per create (each a round trip to the store). So a body that is
+// not valid is refused as such first, whether the customer exists or not
+// (with a single attempt allowed, nothing is assumed and an existing
+// customer is the answer).
 func (c *core) onCustomer(ctx context.Context, meta Meta, customerID string, expectedVersion int64, assumeNew bool,
 	decide func(domain.Customer, domain.TagCatalog) (customerDecision, error)) (customerOutcome, error) {
 	if err := requirePartner(meta); err != nil {

@@ -153,6 +153,11 @@ func (env *runEnv) waitProjected(ctx context.Context, position int64) error {
 				}
 				break
 			}
+			select { // a 503 may also come at once (the server not ready)
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
 	return nil
