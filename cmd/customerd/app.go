@@ -156,6 +156,10 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 		}))
 	}
 
+	if db.upkeep != nil {
+		a.AddRunner("index upkeep", db.upkeep)
+	}
+
 	users := httpapi.NewDirectory(a.Store)
 	write := httpapi.WriteSide{C: a.Commands}
 	read := httpapi.ReadSide{List: db.list, Log: db.log}

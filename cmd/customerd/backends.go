@@ -22,6 +22,7 @@ type backends struct {
 	list        projections.CustomerList
 	log         projections.ActivityLog
 	idempotency httpapi.IdempotencyStore
+	upkeep      Runner // the read models' background upkeep; nil for none
 }
 
 // openBackends opens the databases and registers their closers on a, so a
@@ -46,6 +47,11 @@ func (a *App) openBackends(ctx context.Context, reg *domain.Registry, onCommit f
 		}
 		a.closers = append(a.closers, closeFunc(rm.Close))
 		b.list, b.log = rm.CustomerList(), rm.ActivityLog()
+		b.upkeep = RunnerFunc(func(ctx context.Context) error {
+			return rm.RunIndexUpkeep(ctx, pgread.DefaultUpkeepEvery, func(err error) {
+				a.log.Warn("index upkeep failed; trying again every second", "component", "index upkeep", "err", err)
+			})
+		})
 		if b.idempotency, err = httpapi.NewPostgresIdempotency(ctx, store.Pool()); err != nil {
 			return b, fmt.Errorf("opening the PostgreSQL idempotency store: %w", err)
 		}

@@ -312,10 +312,14 @@ func wantReadModels(t *testing.T, base, customerID string, position int64) {
 	}
 }
 
-// wantShutdownOrder checks HTTP stops first, the projectors before the relay.
-func wantShutdownOrder(t *testing.T, stopped []string) {
+// wantShutdownOrder checks HTTP stops first, the projectors before the
+// relay; on PostgreSQL the index upkeep runs too.
+func wantShutdownOrder(t *testing.T, stopped []string, postgres bool) {
 	t.Helper()
 	want := []string{"http", "idempotency purge", "user directory", "projector activity_log", "projector customer_list", "relay"}
+	if postgres {
+		want = slices.Insert(want, 3, "index upkeep")
+	}
 	if !slices.Equal(stopped, want) {
 		t.Fatalf("components stopped in order %v, want %v", stopped, want)
 	}
@@ -335,7 +339,7 @@ func TestBinaryEmbeddedWalkSurvivesRestart(t *testing.T) {
 	base := "http://" + p.waitLog(t, "customerd started")["addr"].(string)
 	id, pos := walk(t, base)
 	checkRunningService(t, base, pos)
-	wantShutdownOrder(t, p.stop(t))
+	wantShutdownOrder(t, p.stop(t), false)
 
 	p = startBinary(t, bin, append(env, "CUSTOMERD_BOOTSTRAP_TOKEN=another-token-0123456789")...)
 	p.waitLog(t, "the store has a partner; CUSTOMERD_BOOTSTRAP_TOKEN ignored")
@@ -400,7 +404,7 @@ func TestBinaryPostgresWalkSurvivesRestart(t *testing.T) {
 	if err != nil || !bytes.Contains(msg.Data, []byte(id)) {
 		t.Fatalf("last order.created on %s: %v", stream, err)
 	}
-	wantShutdownOrder(t, p.stop(t))
+	wantShutdownOrder(t, p.stop(t), true)
 
 	p = startBinary(t, bin, append(env, "CUSTOMERD_BOOTSTRAP_TOKEN=another-token-0123456789")...)
 	p.waitLog(t, "the store has a partner; CUSTOMERD_BOOTSTRAP_TOKEN ignored")
