@@ -50,6 +50,7 @@ type runEnv struct {
 	customers   int
 	events      int64
 	rate        float64
+	warmup      time.Duration // lag: paced creates left out of the figures first
 	schema      string
 	keep        bool
 	databaseURL string
@@ -115,6 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.IntVar(&env.customers, "customers", 1000, "customers created before the HTTP scenarios")
 	fs.Int64Var(&env.events, "events", 20000, "events seeded for rebuild")
 	fs.Float64Var(&env.rate, "rate", 1000, "lag: creates per second")
+	fs.DurationVar(&env.warmup, "warmup", 0, "lag: run at --rate for this long first and leave those creates out of the figures (the step from idle to the rate)")
 	fs.BoolVar(&env.idemKeys, "idempotency-keys", true, "send an Idempotency-Key with every POST, as a careful client does")
 	fs.StringVar(&env.profileDir, "cpuprofile-dir", "", "build customerd with pprof and write its CPU profile of each HTTP scenario to DIR/customerd-<scenario>.pprof")
 
@@ -241,6 +243,9 @@ func (env *runEnv) check(target, token string) error {
 	}
 	if env.duration <= 0 || env.duration > time.Hour {
 		problems = append(problems, "--duration must be more than 0 and at most 1h")
+	}
+	if env.warmup < 0 || env.warmup > time.Hour {
+		problems = append(problems, "--warmup must be between 0 and 1h")
 	}
 	if env.rate <= 0 || env.rate > 100000 {
 		problems = append(problems, "--rate must be more than 0 and at most 100000")

@@ -86,13 +86,17 @@ func TestEveryScenarioAgainstAnEmbeddedCustomerd(t *testing.T) {
 	defer cancel()
 	bin := buildCustomerd(t, ctx)
 	lines := runJSON(t, ctx, env(nil), "--customerd", bin, "--duration", "1s", "--concurrency", "2",
-		"--customers", "40", "--events", "400", "--rate", "100",
+		"--customers", "40", "--events", "400", "--rate", "100", "--warmup", "500ms",
 		"append", "commands", "mixed", "lag", "rebuild", "export")
 	for _, s := range []string{"append", "commands", "mixed", "lag", "rebuild", "export"} {
 		checkLine(t, lines, s)
 	}
 	if n, _ := lines["rebuild"]["events"].(float64); n < 400 {
 		t.Errorf("rebuild replayed %v events, want at least the 400 seeded", lines["rebuild"]["events"])
+	}
+	// One second measured at 100/s after half a second left out.
+	if n, _ := lines["lag"]["ops"].(float64); n < 80 || n > 110 {
+		t.Errorf("lag measured %v creates, want about 100 (the warm-up's 50 left out)", lines["lag"]["ops"])
 	}
 	if b, _ := lines["export"]["bytes_per_export"].(float64); b < 40*40 {
 		t.Errorf("an export of 40+ customers has %v bytes", lines["export"]["bytes_per_export"])
@@ -160,6 +164,7 @@ func TestBadInvocationsExitTwoAndSayWhy(t *testing.T) {
 		{[]string{"--url", "http://10.1.2.3:8080", "--token", "x", "commands"}, "only loopback"},
 		{[]string{"--url", "http://127.0.0.1:8080", "commands"}, "needs --token"},
 		{[]string{"--concurrency", "0", "--rate", "-1", "append"}, "--concurrency must be"},
+		{[]string{"--warmup", "-1s", "lag"}, "--warmup must be"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr, env(nil))

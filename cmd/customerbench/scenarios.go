@@ -323,7 +323,10 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 	var wg sync.WaitGroup
 	var late atomic.Int64
 	start := time.Now()
-	deadline := start.Add(env.duration)
+	// Creates due before measureFrom (--warmup) run like the others, and
+	// only their errors count.
+	measureFrom := start.Add(env.warmup)
+	deadline := measureFrom.Add(env.duration)
 	for i := 0; ; i++ {
 		due := start.Add(time.Duration(i) * interval)
 		if !due.Before(deadline) || ctx.Err() != nil {
@@ -338,6 +341,7 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 			late.Add(1) // all slots busy: this create starts late
 			sem <- struct{}{}
 		}
+		measured := !due.Before(measureFrom)
 		wg.Go(func() {
 			defer func() { <-sem }()
 			t0 := time.Now()
@@ -356,24 +360,29 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			cmdRec.ok(answered.Sub(t0))
-			if at, ok := published.Load(ca.ID); ok {
-				relayRec.ok(max(at.(time.Time).Sub(answered), 0))
+			if measured {
+				cmdRec.ok(answered.Sub(t0))
+				if at, ok := published.Load(ca.ID); ok {
+					relayRec.ok(max(at.(time.Time).Sub(answered), 0))
+				}
 			}
 			if err != nil {
 				lagRec.fail(err)
 				return
 			}
-			lagRec.ok(seen.Sub(answered))
+			if measured {
+				lagRec.ok(seen.Sub(answered))
+			}
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := time.Since(measureFrom)
 	res := summarize("lag", env.concurrency, elapsed, []*recorder{lagRec})
 	res.Errors += cmdRec.errors
 	res.ErrorSamples = lagRec.errs.messages()
 	cmd := summarize("lag-commands", 0, elapsed, []*recorder{cmdRec})
 	res.Extra["target_rate"] = env.rate
+	res.Extra["warmup_s"] = env.warmup.Seconds()
 	res.Extra["command_p50_ms"] = ms(cmd.P50)
 	res.Extra["command_p99_ms"] = ms(cmd.P99)
 	res.Extra["late_starts"] = late.Load()
