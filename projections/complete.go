@@ -39,7 +39,7 @@ func CompleteBatch(ctx context.Context, store eventstore.Store, reg *domain.Regi
 //     only after its ack wait, behind later ones; applied without it, the
 //     batch would move the checkpoint past it for good. A position rolled
 //     back in the store, or an undecodable event, leaves such a gap too;
-//     the read then adds nothing;
+//     the read then adds nothing (check again from Completed.From);
 //   - reach, when the batch ends before it: a position the read model is
 //     known to have held (0 for none).
 func MissingThrough(cp int64, events []eventstore.Event, reach int64) int64 {
@@ -58,6 +58,23 @@ func MissingThrough(cp int64, events []eventstore.Event, reach int64) int64 {
 		through = reach
 	}
 	return through
+}
+
+// Completed is the stretch of the log a batch was completed with
+// (CompleteBatch's cp and through): the batch holds every event there, so
+// a position still missing in it is a hole in the log (an append that took
+// it and rolled back, or an undecodable event), not a late message. A
+// projector that checks a batch again after completing it starts the
+// check at From, or it would read the same stretch again and again.
+type Completed struct{ After, Through int64 }
+
+// From is where a batch at checkpoint cp may still lack events: after
+// what was read from the store, if that read started at or below cp.
+func (c Completed) From(cp int64) int64 {
+	if c.Through > 0 && c.After <= cp {
+		return max(cp, c.Through)
+	}
+	return cp
 }
 
 // ReadThrough returns the log's events after `after` through `through`, a

@@ -229,6 +229,23 @@ func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos int64) erro
 	return nil
 }
 
+// lastCommitted is the checkpoint this process last committed for
+// projector name (0: none yet).
+func (db *DB) lastCommitted(name string) int64 {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.committed[name]
+}
+
+// committedThrough records a commit of projector name through last and
+// tells OnCommit.
+func (db *DB) committedThrough(name string, last int64) {
+	db.mu.Lock()
+	db.committed[name] = max(db.committed[name], last)
+	db.mu.Unlock()
+	db.notify(name, last)
+}
+
 func (db *DB) checkpoint(ctx context.Context, name string) (int64, error) {
 	var pos int64
 	err := db.pool.QueryRow(ctx, `SELECT position FROM rm_checkpoints WHERE name = $1`, name).Scan(&pos)
@@ -258,7 +275,7 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 	if done, err := db.applyFollowing(ctx, name, events, apply); done || err != nil {
 		return err
 	}
-	var read readRange
+	var read projections.Completed
 	for range 5 {
 		cp, through, err := db.applyOnce(ctx, name, events, read, apply)
 		if err != nil || through == 0 {
@@ -267,7 +284,7 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 		if events, err = projections.CompleteBatch(ctx, db.store, db.reg, cp, through, events); err != nil {
 			return fmt.Errorf("%s batch: %w", name, err)
 		}
-		read = readRange{after: cp, through: through}
+		read = projections.Completed{After: cp, Through: through}
 	}
 	return fmt.Errorf("%s batch: still incomplete after reading the store five times (is another process applying it?)", name)
 }
@@ -287,9 +304,7 @@ func (db *DB) applyFollowing(ctx context.Context, name string, events []eventsto
 	if db.store == nil { // no completion from the store: commits wait for the flush
 		return false, nil
 	}
-	db.mu.Lock()
-	cp := db.committed[name]
-	db.mu.Unlock()
+	cp := db.lastCommitted(name)
 	if cp == 0 || projections.MissingThrough(cp, events, 0) > 0 {
 		return false, nil
 	}
@@ -310,31 +325,14 @@ func (db *DB) applyFollowing(ctx context.Context, name string, events []eventsto
 		}
 		return false, fmt.Errorf("applying positions %d to %d to %s: %w", fresh[0].Position, last, name, err)
 	}
-	db.mu.Lock()
-	db.committed[name] = max(db.committed[name], last)
-	db.mu.Unlock()
-	db.notify(name, last)
+	db.committedThrough(name, last)
 	return true, nil
-}
-
-// readRange is the stretch of the log a batch was completed with: it holds
-// every event there, so a position still missing in it was rolled back in
-// the store (a hole in the log), not late.
-type readRange struct{ after, through int64 }
-
-// from is where a batch at checkpoint cp may still lack events: after what
-// was read from the store, if that read started at or below cp.
-func (r readRange) from(cp int64) int64 {
-	if r.through > 0 && r.after <= cp {
-		return max(cp, r.through)
-	}
-	return cp
 }
 
 // applyOnce applies events, or, when they lack some the store has, applies
 // nothing and returns the checkpoint and the position through which they
 // must be completed.
-func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Event, read readRange, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) (cp, through int64, err error) {
+func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Event, read projections.Completed, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) (cp, through int64, err error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("starting %s batch: %w", name, err)
@@ -348,10 +346,7 @@ func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Ev
 		return 0, 0, err
 	}
 	if db.store != nil {
-		db.mu.Lock()
-		committed := db.committed[name]
-		db.mu.Unlock()
-		if through = projections.MissingThrough(read.from(cp), events, committed); through > 0 {
+		if through = projections.MissingThrough(read.From(cp), events, db.lastCommitted(name)); through > 0 {
 			return cp, through, nil
 		}
 	}
@@ -371,10 +366,7 @@ func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Ev
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("committing %s batch: %w", name, err)
 	}
-	db.mu.Lock()
-	db.committed[name] = max(db.committed[name], last)
-	db.mu.Unlock()
-	db.notify(name, last)
+	db.committedThrough(name, last)
 	return cp, 0, nil
 }
 
