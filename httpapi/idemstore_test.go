@@ -13,21 +13,37 @@ import (
 	"github.com/partnerhub/customers/internal/testenv"
 )
 
+// postgresIdempotency opens the PostgreSQL store over a pool of at most
+// maxConns connections (0: pgx's default) to the database at url.
+func postgresIdempotency(t *testing.T, url string, maxConns int32) (*SQLIdempotency, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := NewPostgresIdempotency(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, pool
+}
+
 // idempotencyStores runs fn against every adapter, each on a fresh database.
 func idempotencyStores(t *testing.T, fn func(t *testing.T, open func() IdempotencyStore)) {
 	t.Run("postgres", func(t *testing.T) {
 		url := testenv.PostgresSchema(t)
 		fn(t, func() IdempotencyStore {
-			ctx := context.Background()
-			pool, err := pgxpool.New(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(pool.Close)
-			s, err := NewPostgresIdempotency(ctx, pool)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, _ := postgresIdempotency(t, url, 0)
 			return s
 		})
 	})
@@ -166,21 +182,7 @@ func TestIdempotencyStoreConcurrentClaims(t *testing.T) {
 // pool committing synchronously (the next user may be an append).
 func TestPostgresIdempotencyAsyncEndsWithStatement(t *testing.T) {
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(testenv.PostgresSchema(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1 // every statement below on the same connection
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s, err := NewPostgresIdempotency(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, pool := postgresIdempotency(t, testenv.PostgresSchema(t), 1) // every statement below on the same connection
 	syncCommit := func(after string) {
 		t.Helper()
 		var v string
