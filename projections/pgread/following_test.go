@@ -125,17 +125,12 @@ func TestFollowingBatchIsOneRoundTrip(t *testing.T) {
 // takes the general way, which can read it.
 func TestFollowingActivityReadsNames(t *testing.T) {
 	ctx := context.Background()
-	store := readtest.Store(t)
+	_, store, db := storeBacked(t)
 	id := createCustomer(t, store)
 	other := createCustomer(t, store)
 	readtest.Append(t, store, "p1", domain.CustomerStream("p1", id), "ann@p1.example",
 		domain.CustomerRelationshipAdded{CustomerID: id, Relationship: domain.RelationshipIndirectReseller})
 	evs := readtest.All(t, store)
-	db, err := pgread.Open(ctx, testenv.PostgresSchema(t), pgread.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
 	log := db.ActivityLog()
 	for _, batch := range [][]int{{0, 2}, {2, 3}} { // the second follows on, and needs id's name
 		if err := log.ApplyBatch(ctx, evs[batch[0]:batch[1]]); err != nil {

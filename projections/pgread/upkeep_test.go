@@ -5,9 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/partnerhub/customers/internal/testenv"
 	"github.com/partnerhub/customers/projections"
-	"github.com/partnerhub/customers/projections/pgread"
 	"github.com/partnerhub/customers/projections/readtest"
 )
 
@@ -15,15 +13,10 @@ import (
 // lists, and the list answers searches the same afterwards.
 func TestIndexUpkeepEmptiesPendingLists(t *testing.T) {
 	ctx := context.Background()
-	store := readtest.Store(t)
+	_, store, db := storeBacked(t)
 	for range 20 {
 		createCustomer(t, store)
 	}
-	db, err := pgread.Open(ctx, testenv.PostgresSchema(t), pgread.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
 	list := db.CustomerList()
 	if err := list.ApplyBatch(ctx, readtest.All(t, store)); err != nil {
 		t.Fatal(err)
