@@ -33,6 +33,8 @@ type DB struct {
 
 	mu        sync.Mutex
 	committed map[string]int64 // each projector's last committed checkpoint, as this process saw it
+
+	order orderHints // partners whose list is not stored in name order (see nameBound)
 }
 
 // Options configure Open.
