@@ -65,9 +65,9 @@ func customerIndexDDL(sfx, trgm string) []string {
 		pkeyIndex("rm_customers"+sfx, "rm_customers_pkey"+sfx, "partner_id, customer_id, relationship"),
 		`CREATE INDEX rm_customers_by_name` + sfx + ` ON rm_customers` + sfx + ` (partner_id, company_key, customer_id, relationship)`,
 		`CREATE INDEX rm_customers_by_domain` + sfx + ` ON rm_customers` + sfx + ` (partner_id, primary_domain, customer_id, relationship)`,
-		// A summary of each 16 pages' names (see nameBound): a rebuild
+		// A summary of each four pages' names (see nameBound): a rebuild
 		// stores the list in name order, so each summary spans a short
-		// stretch of it. A few kB at 1M customers.
+		// stretch of it. 900 kB at 1M customers.
 		`CREATE INDEX rm_customers_name_ranges` + sfx + ` ON rm_customers` + sfx + ` USING brin (partner_id, company_key) WITH (pages_per_range = 4)`,
 		`CREATE INDEX rm_customers_trgm_text` + sfx + ` ON rm_customers` + sfx + ` USING gin (` + nameDomain("") + ` ` + trgm + `.gin_trgm_ops)`,
 		`CREATE INDEX rm_customers_trgm_id` + sfx + ` ON rm_customers` + sfx + ` USING gin (customer_id ` + trgm + `.gin_trgm_ops)`,
@@ -422,26 +422,31 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	matches := strings.Join(where, " AND ")
 	// A broad search in name order may be narrowed first (see nameBound):
 	// one word in names and domains, no tag in play.
-	bounded := false
-	if key == "c.company_key" && !q.Desc && oneWord(q.Pattern) && !couldBeID(q.Pattern) && len(matched) == 0 && len(filters) == 0 &&
-		(q.SearchBy == projections.SearchAll || q.SearchBy == projections.SearchCompanyName) && !c.db.order.unordered(partnerID) {
+	rank := func(matches string) string {
+		ranked := `SELECT * FROM (SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` AS sort_key FROM rm_customers c WHERE ` +
+			matches + ` OFFSET 0) m` + orderBy("m", "m.sort_key", q.Limit)
+		return cols + ` FROM (` + ranked + `) m` + joinRows("m") + orderBy("m", "m.sort_key", 0)
+	}
+	if key == "c.company_key" && !q.Desc && oneWord(q.Pattern) && len(matched) == 0 && len(filters) == 0 &&
+		(q.SearchBy == projections.SearchAll && !couldBeID(q.Pattern) || q.SearchBy == projections.SearchCompanyName) &&
+		!c.db.order.unordered(partnerID) {
 		bound, ok, err := c.nameBound(ctx, partnerID, matches, args, q.Limit)
 		if err != nil {
 			return projections.CustomerPage{}, err
 		}
 		if ok {
-			matches += " AND c.company_key <= " + arg(bound)
-			bounded = true
+			bargs := append(slices.Clone(args), bound)
+			items, err := queryBitmaps(ctx, c.db.pool, rank(matches+" AND c.company_key <= $"+strconv.Itoa(len(bargs))), bargs, scanItem)
+			// The sample held more than limit matches at or below the
+			// bound, so a short page means the projector renamed or
+			// removed some of them in between (the two statements see
+			// two snapshots): the plain search answers exactly.
+			if err != nil || len(items) == q.Limit {
+				return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
+			}
 		}
 	}
-	ranked := `SELECT * FROM (SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` AS sort_key FROM rm_customers c WHERE ` +
-		matches + ` OFFSET 0) m` + orderBy("m", "m.sort_key", q.Limit)
-	sql := cols + ` FROM (` + ranked + `) m` + joinRows("m") + orderBy("m", "m.sort_key", 0)
-	if bounded {
-		items, err = queryBitmaps(ctx, c.db.pool, sql, args, scanItem)
-	} else {
-		items, err = c.query(ctx, sql, args)
-	}
+	items, err = c.query(ctx, rank(matches), args)
 	return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
 }
 
@@ -453,9 +458,9 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 // reads and sorts the page's matches and a few more rather than all of a
 // broad term's tens of thousands (measured at 1M customers, p50: "muller"
 // 13.7 to 9 ms). The sample is several pages' worth because rows added or
-// renamed since the rebuild sit wherever there was room. With fewer than
-// limit matches in it (then it holds them all), the bound is the largest;
-// with none, the empty string, and nothing matches.
+// renamed since the rebuild sit wherever there was room. When it comes
+// back short it holds every match, few enough to rank without a bound, and
+// ok is false.
 //
 // The bound is served by rm_customers_name_ranges, a summary of each few
 // pages' names, which is only as good as the order: where rows are not
@@ -470,9 +475,10 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 // search (more words, a tag condition, part of an id: hundreds of matches,
 // or spread over the table) would not earn back.
 func (c *CustomerList) nameBound(ctx context.Context, partnerID, matches string, args []any, limit int) (bound string, ok bool, err error) {
+	size := max(nameBoundSample*limit, nameBoundMinSample)
 	sample, err := queryBitmaps(ctx, c.db.pool, `SELECT k FROM (SELECT c.ctid AS t, c.company_key AS k FROM rm_customers c WHERE `+matches+
-		` LIMIT `+strconv.Itoa(nameBoundSample*limit)+`) s ORDER BY t`, args, pgx.RowTo[string])
-	if err != nil {
+		` LIMIT `+strconv.Itoa(size)+`) s ORDER BY t`, args, pgx.RowTo[string])
+	if err != nil || len(sample) < size {
 		return "", false, err
 	}
 	inOrder := 0
@@ -481,23 +487,18 @@ func (c *CustomerList) nameBound(ctx context.Context, partnerID, matches string,
 			inOrder++
 		}
 	}
-	if len(sample) > 1 && float64(inOrder) < nameBoundInOrder*float64(len(sample)-1) {
+	if float64(inOrder) < nameBoundInOrder*float64(len(sample)-1) {
 		c.db.order.mark(partnerID)
 		return "", false, nil
 	}
 	slices.Sort(sample)
-	if len(sample) > limit {
-		sample = sample[:limit]
-	}
-	if len(sample) > 0 {
-		bound = sample[len(sample)-1]
-	}
-	return bound, true, nil
+	return sample[limit-1], true, nil
 }
 
 const (
-	nameBoundSample  = 4   // nameBound's sample, in multiples of the limit
-	nameBoundInOrder = 0.8 // the share of the sample's neighbours in name order that shows the rows stored in it
+	nameBoundSample    = 4   // nameBound's sample, in multiples of the limit
+	nameBoundMinSample = 20  // and at least this many, to judge the order by
+	nameBoundInOrder   = 0.8 // the share of the sample's neighbours in name order that shows the rows stored in it
 )
 
 // orderHints remembers the partners whose rows a search found not stored in
@@ -525,7 +526,12 @@ func (h *orderHints) clock() time.Time {
 func (h *orderHints) unordered(partnerID string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.clock().Before(h.until[partnerID])
+	until, ok := h.until[partnerID]
+	if ok && !h.clock().Before(until) {
+		delete(h.until, partnerID)
+		return false
+	}
+	return ok
 }
 
 func (h *orderHints) mark(partnerID string) {
@@ -547,8 +553,10 @@ func (h *orderHints) forget() {
 // is what makes nameBound pay: the sample must come through the trigram
 // index (the planner expects matches spread evenly and would read the
 // table from its start until it had enough), and the bound through the
-// page summary. The settings are local to the batch's implicit
-// transaction.
+// page summary. The settings hold for the whole statement (the join back
+// to the rows and their tags too) and end with the batch's implicit
+// transaction. PostgreSQL's plan cache does not key on them: a statement
+// text run here must not also run without them (none does).
 func queryBitmaps[T any](ctx context.Context, pool *pgxpool.Pool, sql string, args []any, scan pgx.RowToFunc[T]) ([]T, error) {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)`)

@@ -7,22 +7,27 @@ import (
 	"testing"
 
 	"github.com/partnerhub/customers/projections"
+	"github.com/partnerhub/customers/projections/pgread"
 )
 
 // TestSearchPastTheWalk: a broad term whose matches each lie past the
 // walk's stretch of the list from the one before pages through every match
 // once and in order, both ways, every page through the indexes, however
-// the rows are stored. In name order the search is narrowed by a sample of
-// the first matches stored (nameBound): stored mostly in name order, the
-// smallest last (as rows the projector adds after a rebuild may be), the
-// sample holds none of the first page's rows; stored in reverse, it is
-// not in name order and the search is not narrowed.
+// the rows are stored, by all fields, by company name and with a
+// relationship filter, with pages that split customers of the same name.
+// In name order the search is narrowed by a sample of the first matches
+// stored (nameBound): stored mostly in name order, the smallest last (as
+// rows the projector adds after a rebuild may be), the sample holds none
+// of the first page's rows; stored in reverse, it shows the list out of
+// order, and the partner's searches are not narrowed for a while.
 func TestSearchPastTheWalk(t *testing.T) {
-	t.Run("mostly in order", func(t *testing.T) { testSearchPastTheWalk(t, "ORDER BY i, rel", [2]int{10, 29}, [2]int{0, 9}) })
-	t.Run("in reverse", func(t *testing.T) { testSearchPastTheWalk(t, "ORDER BY i DESC, rel", [2]int{0, 29}) })
+	t.Run("mostly in order", func(t *testing.T) {
+		testSearchPastTheWalk(t, "ORDER BY i, rel", false, [2]int{10, 29}, [2]int{0, 9})
+	})
+	t.Run("in reverse", func(t *testing.T) { testSearchPastTheWalk(t, "ORDER BY i DESC, rel", true, [2]int{0, 29}) })
 }
 
-func testSearchPastTheWalk(t *testing.T, order string, stretches ...[2]int) {
+func testSearchPastTheWalk(t *testing.T, order string, unordered bool, stretches ...[2]int) {
 	const matches, filler = 30, 1001 // filler before each match: more than the walk reads
 	row := `INSERT INTO rm_customers (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text)
 		SELECT p, id, rel, name, lower(name), dom, lower(name) || E'\n' || dom || E'\n' || id FROM (SELECT %s) r(p, id, rel, name, dom)`
@@ -40,38 +45,52 @@ func testSearchPastTheWalk(t *testing.T, order string, stretches ...[2]int) {
 		fmt.Sprintf(row, `'p2', 'o' || i, 'direct-bill', 'Muller ' || i, 'o' || i || '.example' FROM generate_series(1, 50) i`),
 		`VACUUM ANALYZE rm_customers`)
 	_, db := earlierVersion(t, stmts...)
-	var want []string
+	var all, direct []string
 	for i := range matches {
-		want = append(want, fmt.Sprintf("m%03d/direct-bill", i))
+		all = append(all, fmt.Sprintf("m%03d/direct-bill", i))
+		direct = append(direct, fmt.Sprintf("m%03d/direct-bill", i))
 		if i%7 == 0 {
-			want = append(want, fmt.Sprintf("m%03d/indirect-reseller", i))
+			all = append(all, fmt.Sprintf("m%03d/indirect-reseller", i))
 		}
 	}
 	list := db.CustomerList()
-	for _, sort := range []string{"", "-companyName"} {
-		var got []string
-		params := projections.SearchParams{Q: "muller", Sort: sort, Limit: 4}
-		for pages := 0; ; pages++ {
-			if pages > len(want) {
-				t.Fatalf("sort %q: paging does not end", sort)
+	for _, tc := range []struct {
+		params projections.SearchParams
+		want   []string
+	}{
+		{projections.SearchParams{Q: "muller"}, all},
+		{projections.SearchParams{Q: "muller", SearchBy: projections.SearchCompanyName}, all},
+		{projections.SearchParams{Q: "muller", Relationship: "direct-bill"}, direct},
+	} {
+		for _, sort := range []string{"", "-companyName"} {
+			var got []string
+			params := tc.params
+			params.Sort, params.Limit = sort, 3 // a page ends inside each pair of a dual customer
+			for pages := 0; ; pages++ {
+				if pages > len(tc.want) {
+					t.Fatalf("%+v: paging does not end", params)
+				}
+				page, err := list.SearchCustomers(context.Background(), "p1", params)
+				if err != nil {
+					t.Fatalf("%+v: %v", params, err)
+				}
+				for _, it := range page.Items {
+					got = append(got, it.ID+"/"+it.Relationship)
+				}
+				if params.Cursor = page.NextCursor; params.Cursor == "" {
+					break
+				}
 			}
-			page, err := list.SearchCustomers(context.Background(), "p1", params)
-			if err != nil {
-				t.Fatalf("sort %q: %v", sort, err)
+			want := slices.Clone(tc.want)
+			if sort != "" {
+				slices.Reverse(want)
 			}
-			for _, it := range page.Items {
-				got = append(got, it.ID+"/"+it.Relationship)
-			}
-			if params.Cursor = page.NextCursor; params.Cursor == "" {
-				break
+			if !slices.Equal(got, want) {
+				t.Errorf("%+v: paged through\n%q\nwant\n%q", params, got, want)
 			}
 		}
-		w := slices.Clone(want)
-		if sort != "" {
-			slices.Reverse(w)
-		}
-		if !slices.Equal(got, w) {
-			t.Errorf("sort %q: paged through\n%q\nwant\n%q", sort, got, w)
-		}
+	}
+	if got := pgread.Unordered(db, "p1"); got != unordered {
+		t.Errorf("list held as out of name order: %v, want %v", got, unordered)
 	}
 }
