@@ -65,9 +65,13 @@ func customerIndexDDL(sfx, trgm string) []string {
 		pkeyIndex("rm_customers"+sfx, "rm_customers_pkey"+sfx, "partner_id, customer_id, relationship"),
 		`CREATE INDEX rm_customers_by_name` + sfx + ` ON rm_customers` + sfx + ` (partner_id, company_key, customer_id, relationship)`,
 		`CREATE INDEX rm_customers_by_domain` + sfx + ` ON rm_customers` + sfx + ` (partner_id, primary_domain, customer_id, relationship)`,
-		// A summary of each four pages' names (see nameBound): a rebuild
-		// stores the list in name order, so each summary spans a short
-		// stretch of it. 900 kB at 1M customers.
+		// The least and greatest name in each run of 4 heap pages (see
+		// nameBound): a rebuild stores the list in name order, so each
+		// spans a short stretch of it. 4 rather than 16 so that PostgreSQL
+		// costs it above the trigram index for a broad term and ANDs the
+		// bitmaps in that order, which keeps the result exact (a summary's
+		// bitmap first makes each shared page lossy: all its rows are
+		// rechecked). 900 kB at 1M customers.
 		`CREATE INDEX rm_customers_name_ranges` + sfx + ` ON rm_customers` + sfx + ` USING brin (partner_id, company_key) WITH (pages_per_range = 4)`,
 		`CREATE INDEX rm_customers_trgm_text` + sfx + ` ON rm_customers` + sfx + ` USING gin (` + nameDomain("") + ` ` + trgm + `.gin_trgm_ops)`,
 		`CREATE INDEX rm_customers_trgm_id` + sfx + ` ON rm_customers` + sfx + ` USING gin (customer_id ` + trgm + `.gin_trgm_ops)`,
@@ -413,36 +417,45 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	for _, m := range indexMatch {
 		where = append(where, m())
 	}
-	// The matches are found and ranked with their keys alone, and only the
-	// page's rows are read whole: a broad term ranks tens of thousands of
-	// matches, and the sort's cost grows with the width of what it carries
-	// (measured at 1M customers, 26,000 matches: 13.8 ms with whole rows,
-	// 11.7 ms this way). OFFSET 0 keeps the subquery apart, so its sort
-	// cannot be served by the sort index (which would walk the list).
 	matches := strings.Join(where, " AND ")
-	// A broad search in name order may be narrowed first (see nameBound):
-	// one word in names and domains, no tag in play.
-	rank := func(matches string) string {
+	// rank finds and ranks the matches (those of cond) by their keys alone,
+	// and reads only the page's rows whole: a broad term ranks tens of
+	// thousands of matches, and the sort's cost grows with the width of
+	// what it carries (measured at 1M customers, 26,000 matches: 13.8 ms
+	// with whole rows, 11.7 ms this way). OFFSET 0 keeps the subquery
+	// apart, so its sort cannot be served by the sort index (which would
+	// walk the list).
+	rank := func(cond string) string {
 		ranked := `SELECT * FROM (SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` AS sort_key FROM rm_customers c WHERE ` +
-			matches + ` OFFSET 0) m` + orderBy("m", "m.sort_key", q.Limit)
+			cond + ` OFFSET 0) m` + orderBy("m", "m.sort_key", q.Limit)
 		return cols + ` FROM (` + ranked + `) m` + joinRows("m") + orderBy("m", "m.sort_key", 0)
 	}
-	if key == "c.company_key" && !q.Desc && oneWord(q.Pattern) && len(matched) == 0 && len(filters) == 0 &&
+	// A broad search in name order may be narrowed first (see nameBound):
+	// one word in names and domains, no tag in play, a page of the usual
+	// size (measured at 50).
+	narrowable := key == "c.company_key" && !q.Desc && oneWord(q.Pattern) && len(matched) == 0 && len(filters) == 0 &&
 		(q.SearchBy == projections.SearchAll && !couldBeID(q.Pattern) || q.SearchBy == projections.SearchCompanyName) &&
-		!c.db.order.unordered(partnerID) {
+		q.Limit <= nameBoundMaxLimit && !c.db.order.unordered(partnerID)
+	if narrowable {
 		bound, ok, err := c.nameBound(ctx, partnerID, matches, args, q.Limit)
 		if err != nil {
-			return projections.CustomerPage{}, err
+			return projections.CustomerPage{}, fmt.Errorf("searching customers: %w", err)
 		}
 		if ok {
+			// The bound is the last parameter of this query only: PostgreSQL
+			// refuses a parameter that a statement does not use.
 			bargs := append(slices.Clone(args), bound)
-			items, err := queryBitmaps(ctx, c.db.pool, rank(matches+" AND c.company_key <= $"+strconv.Itoa(len(bargs))), bargs, scanItem)
-			// The sample held more than limit matches at or below the
-			// bound, so a short page means the projector renamed or
-			// removed some of them in between (the two statements see
-			// two snapshots): the plain search answers exactly.
-			if err != nil || len(items) == q.Limit {
-				return projections.CustomerPage{Items: items, NextCursor: q.NextCursor(items)}, err
+			page, berr := queryBitmaps(ctx, c.db.pool, rank(matches+" AND c.company_key <= $"+strconv.Itoa(len(bargs))), bargs, scanItem)
+			if berr != nil {
+				return projections.CustomerPage{}, fmt.Errorf("searching customers: %w", berr)
+			}
+			// Rows at or below any name are a prefix of the order, so a full
+			// page is the page. A short one means rows the sample counted
+			// were renamed or removed before the second statement's
+			// snapshot; the plain search answers exactly.
+			if len(page) == q.Limit {
+				c.db.narrowed.Add(1)
+				return projections.CustomerPage{Items: page, NextCursor: q.NextCursor(page)}, nil
 			}
 		}
 	}
@@ -456,30 +469,29 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 // below it), and where the rows are stored in name order, as a rebuild
 // leaves them, the first ones stored bound it tightly: the ranking then
 // reads and sorts the page's matches and a few more rather than all of a
-// broad term's tens of thousands (measured at 1M customers, p50: "muller"
-// 13.7 to 9 ms). The sample is several pages' worth because rows added or
-// renamed since the rebuild sit wherever there was room. When it comes
-// back short it holds every match, few enough to rank without a bound, and
-// ok is false.
+// broad term's tens of thousands. The sample is several pages' worth
+// because rows added or renamed since the rebuild sit wherever there was
+// room. A short sample holds every match, few enough to rank without a
+// bound: ok is false.
 //
-// The bound is served by rm_customers_name_ranges, a summary of each few
-// pages' names, which is only as good as the order: where rows are not
-// stored in name order (a list the projector grew and no rebuild has
-// sorted), every summary spans most names and PostgreSQL rechecks whole
-// pages (measured in random order: up to 3.4 times as long as the plain
-// search). So ok is false unless the sample itself comes mostly in name
-// order, and then the partner's searches skip the sample for a while
-// (orderHints).
+// The bound is served by rm_customers_name_ranges, which is only as good
+// as the order: on a list not stored in name order (grown by the projector
+// and never rebuilt) every summary spans most names, and PostgreSQL
+// rechecks whole pages, up to 3.4 times as long as the plain search. So
+// the sample must itself come mostly in name order; if it does not, ok is
+// false and the partner is marked (orderHints).
 //
-// The sample costs a second pass over the trigram index, which a narrower
-// search (more words, a tag condition, part of an id: hundreds of matches,
-// or spread over the table) would not earn back.
+// The sample is a second pass over the trigram index, which a narrower
+// search (more words, a tag condition, part of an id) would not earn back.
 func (c *CustomerList) nameBound(ctx context.Context, partnerID, matches string, args []any, limit int) (bound string, ok bool, err error) {
 	size := max(nameBoundSample*limit, nameBoundMinSample)
 	sample, err := queryBitmaps(ctx, c.db.pool, `SELECT k FROM (SELECT c.ctid AS t, c.company_key AS k FROM rm_customers c WHERE `+matches+
 		` LIMIT `+strconv.Itoa(size)+`) s ORDER BY t`, args, pgx.RowTo[string])
-	if err != nil || len(sample) < size {
-		return "", false, err
+	if err != nil {
+		return "", false, fmt.Errorf("sampling names: %w", err)
+	}
+	if len(sample) < size {
+		return "", false, nil
 	}
 	inOrder := 0
 	for i := 1; i < len(sample); i++ {
@@ -499,6 +511,7 @@ const (
 	nameBoundSample    = 4   // nameBound's sample, in multiples of the limit
 	nameBoundMinSample = 20  // and at least this many, to judge the order by
 	nameBoundInOrder   = 0.8 // the share of the sample's neighbours in name order that shows the rows stored in it
+	nameBoundMaxLimit  = 100 // larger pages are ranked as before (a sample of 400 at most)
 )
 
 // orderHints remembers the partners whose rows a search found not stored in
@@ -543,12 +556,6 @@ func (h *orderHints) mark(partnerID string) {
 	h.until[partnerID] = h.clock().Add(orderHintFor)
 }
 
-func (h *orderHints) forget() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	clear(h.until)
-}
-
 // queryBitmaps runs a query with the planner held to bitmap scans, which
 // is what makes nameBound pay: the sample must come through the trigram
 // index (the planner expects matches spread evenly and would read the
@@ -567,7 +574,7 @@ func queryBitmaps[T any](ctx context.Context, pool *pgxpool.Pool, sql string, ar
 		return err
 	})
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("searching customers: %w", err)
+		return nil, err
 	}
 	return out, nil
 }

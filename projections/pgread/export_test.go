@@ -6,3 +6,9 @@ const ExportSQL = exportSQL
 // Unordered reports whether db holds partnerID's list as not stored in
 // name order (orderHints), for tests of which way a search went.
 func Unordered(db *DB, partnerID string) bool { return db.order.unordered(partnerID) }
+
+// Narrowed counts db's searches whose page a name bound answered.
+func Narrowed(db *DB) int64 { return db.narrowed.Load() }
+
+// SearchWalk is how many rows a search walks before it turns to the indexes.
+const SearchWalk = searchWalk

@@ -6,7 +6,7 @@ import (
 )
 
 // TestOrderHints: a partner marked as not stored in name order stays so for
-// orderHintFor, others are not affected, and a rebuild's forget clears it.
+// orderHintFor, and others are not affected.
 func TestOrderHints(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	h := orderHints{now: func() time.Time { return now }}
@@ -24,10 +24,5 @@ func TestOrderHints(t *testing.T) {
 	now = now.Add(time.Second)
 	if h.unordered("p1") {
 		t.Fatal("the hint outlived orderHintFor")
-	}
-	h.mark("p1")
-	h.forget()
-	if h.unordered("p1") {
-		t.Fatal("forget kept the hint")
 	}
 }

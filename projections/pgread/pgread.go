@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,7 +35,8 @@ type DB struct {
 	mu        sync.Mutex
 	committed map[string]int64 // each projector's last committed checkpoint, as this process saw it
 
-	order orderHints // partners whose list is not stored in name order (see nameBound)
+	order    orderHints   // partners whose list is not stored in name order (see nameBound)
+	narrowed atomic.Int64 // searches whose page a name bound answered (see nameBound), for tests
 }
 
 // Options configure Open.

@@ -25,13 +25,9 @@ func (c *CustomerList) Rebuild(ctx context.Context, store eventstore.Store, prog
 	if err := c.load(ctx, state); err != nil {
 		return fmt.Errorf("rebuilding customer list: %w", err)
 	}
-	err = c.db.swap(ctx, c.Name(), rebuilt, customerTables, customerIndexes, store, func(tx pgx.Tx, evs []eventstore.Event) error {
+	return c.db.swap(ctx, c.Name(), rebuilt, customerTables, customerIndexes, store, func(tx pgx.Tx, evs []eventstore.Event) error {
 		return applyCustomerList(ctx, tx, "_new", c.db.reg, evs)
 	})
-	if err == nil {
-		c.db.order.forget() // the list is stored in name order again
-	}
-	return err
 }
 
 // RebuildGCPercent is the GOGC a process running a rebuild should use

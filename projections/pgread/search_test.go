@@ -10,16 +10,19 @@ import (
 	"github.com/partnerhub/customers/projections/pgread"
 )
 
-// TestSearchPastTheWalk: a broad term whose matches each lie past the
-// walk's stretch of the list from the one before pages through every match
-// once and in order, both ways, every page through the indexes, however
-// the rows are stored, by all fields, by company name and with a
-// relationship filter, with pages that split customers of the same name.
-// In name order the search is narrowed by a sample of the first matches
-// stored (nameBound): stored mostly in name order, the smallest last (as
+// TestSearchPastTheWalk pages through every match of a broad term, each
+// match past the walk's stretch of the list from the one before, so that
+// every page comes from the indexes. It searches by all fields, by company
+// name and with a relationship filter, both ways, with pages that end
+// inside a dual customer's pair, and expects each match once, in order,
+// and none of partner p2's.
+//
+// In name order such a search is narrowed by a sample of the first matches
+// stored (nameBound). Stored mostly in name order, the smallest last (as
 // rows the projector adds after a rebuild may be), the sample holds none
-// of the first page's rows; stored in reverse, it shows the list out of
-// order, and the partner's searches are not narrowed for a while.
+// of the first page's rows, and bounded pages answer. Stored in reverse,
+// the sample shows the list out of order, the partner is marked, and no
+// page is bounded.
 func TestSearchPastTheWalk(t *testing.T) {
 	t.Run("mostly in order", func(t *testing.T) {
 		testSearchPastTheWalk(t, "ORDER BY i, rel", false, [2]int{10, 29}, [2]int{0, 9})
@@ -28,7 +31,7 @@ func TestSearchPastTheWalk(t *testing.T) {
 }
 
 func testSearchPastTheWalk(t *testing.T, order string, unordered bool, stretches ...[2]int) {
-	const matches, filler = 30, 1001 // filler before each match: more than the walk reads
+	const matches, filler = 30, pgread.SearchWalk + 1 // filler before each match: more than the walk reads
 	row := `INSERT INTO rm_customers (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text)
 		SELECT p, id, rel, name, lower(name), dom, lower(name) || E'\n' || dom || E'\n' || id FROM (SELECT %s) r(p, id, rel, name, dom)`
 	match := func(from, to int) string {
@@ -92,5 +95,8 @@ func testSearchPastTheWalk(t *testing.T, order string, unordered bool, stretches
 	}
 	if got := pgread.Unordered(db, "p1"); got != unordered {
 		t.Errorf("list held as out of name order: %v, want %v", got, unordered)
+	}
+	if n := pgread.Narrowed(db); (n > 0) == unordered {
+		t.Errorf("%d pages answered by a name bound, want %s", n, map[bool]string{false: "some", true: "none"}[unordered])
 	}
 }
