@@ -67,8 +67,8 @@ func (a *ActivityLog) Checkpoint(ctx context.Context) (int64, error) {
 
 // ApplyBatch applies events in one transaction with the checkpoint.
 func (a *ActivityLog) ApplyBatch(ctx context.Context, events []eventstore.Event) error {
-	return a.db.applyBatch(ctx, a.Name(), events, func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error {
-		return a.queue(ctx, tx, q, "", evs)
+	return a.db.applyBatch(ctx, a.Name(), events, func(r reader, q *pgx.Batch, evs []eventstore.Event) error {
+		return a.queue(ctx, r, q, "", evs)
 	})
 }
 
@@ -90,9 +90,9 @@ func (a *ActivityLog) apply(ctx context.Context, tx pgx.Tx, sfx string, events [
 
 // queue queues the statements that write events' activity to the tables
 // with suffix sfx. Names the batch sets are answered from memory, so a
-// read (on tx) never needs a queued write.
-func (a *ActivityLog) queue(ctx context.Context, tx pgx.Tx, q *pgx.Batch, sfx string, events []eventstore.Event) error {
-	names := &pgNames{tx: tx, sfx: sfx, known: map[[2]string]string{}, queue: q}
+// read (through r) never needs a queued write.
+func (a *ActivityLog) queue(ctx context.Context, r reader, q *pgx.Batch, sfx string, events []eventstore.Event) error {
+	names := &pgNames{r: r, sfx: sfx, known: map[[2]string]string{}, queue: q}
 	for _, ev := range events {
 		e, err := projections.Decode(a.db.reg, ev)
 		if err != nil {
@@ -121,7 +121,7 @@ var activityCols = []string{"position", "partner_id", "at", "partner_user", "cus
 // pgNames is rm_activity_names for one batch: a name is read from the table
 // once, writes join the batch's queue and are remembered.
 type pgNames struct {
-	tx    pgx.Tx
+	r     reader
 	sfx   string
 	known map[[2]string]string
 	queue *pgx.Batch
@@ -131,11 +131,8 @@ func (n *pgNames) CustomerName(ctx context.Context, p, id string) (string, error
 	if name, ok := n.known[[2]string{p, id}]; ok {
 		return name, nil
 	}
-	if n.tx == nil {
-		return "", errNeedsRead
-	}
 	var name string
-	err := n.tx.QueryRow(ctx, `SELECT name FROM rm_activity_names`+n.sfx+` WHERE partner_id = $1 AND customer_id = $2`, p, id).Scan(&name)
+	err := n.r.QueryRow(ctx, `SELECT name FROM rm_activity_names`+n.sfx+` WHERE partner_id = $1 AND customer_id = $2`, p, id).Scan(&name)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = nil
 	}

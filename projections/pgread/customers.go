@@ -140,7 +140,7 @@ func (c *CustomerList) Checkpoint(ctx context.Context) (int64, error) {
 
 // ApplyBatch applies events in one transaction with the checkpoint.
 func (c *CustomerList) ApplyBatch(ctx context.Context, events []eventstore.Event) error {
-	return c.db.applyBatch(ctx, c.Name(), events, func(_ pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error {
+	return c.db.applyBatch(ctx, c.Name(), events, func(_ reader, q *pgx.Batch, evs []eventstore.Event) error {
 		return queueCustomerList(ctx, q, "", c.db.reg, evs)
 	})
 }

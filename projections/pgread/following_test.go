@@ -121,8 +121,9 @@ func TestFollowingBatchIsOneRoundTrip(t *testing.T) {
 	}
 }
 
-// An activity batch whose entry needs a customer's name from the table
-// takes the general way, which can read it.
+// An activity batch that follows on and whose entry needs a customer's
+// name from the table reads it (through the pool, under the checkpoint's
+// guard) and writes the right name.
 func TestFollowingActivityReadsNames(t *testing.T) {
 	ctx := context.Background()
 	_, store, db := storeBacked(t)

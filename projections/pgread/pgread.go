@@ -222,9 +222,15 @@ END $$`
 // checkpointMoved is rm_checkpoint_at's error code.
 const checkpointMoved = "RM409"
 
-// errNeedsRead is what an apply function returns, given no transaction,
-// when its writes depend on a read: the batch then takes the general way.
-var errNeedsRead = errors.New("the batch's writes need a read")
+// reader is what an apply function reads with while it queues its writes:
+// the batch's transaction, or the pool in applyFollowing, where the
+// checkpoint's guard stands for the transaction.
+type reader interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// applyFunc queues the writes of events in q, reading through r.
+type applyFunc func(r reader, q *pgx.Batch, events []eventstore.Event) error
 
 func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos int64) error {
 	if _, err := tx.Exec(ctx, saveCheckpointSQL, name, pos); err != nil {
@@ -263,11 +269,10 @@ func (db *DB) checkpoint(ctx context.Context, name string) (int64, error) {
 }
 
 // applyBatch runs apply on the events above the checkpoint in one
-// transaction with the checkpoint update. apply queues its writes in q
-// (it may read through tx); they go with the checkpoint's update in one
-// round trip. A batch that follows on from this process's last commit is
-// one round trip (applyFollowing); otherwise four: begin, lock, writes,
-// commit.
+// transaction with the checkpoint update. apply queues its writes in q;
+// they go with the checkpoint's update in one round trip. A batch that
+// follows on from this process's last commit is one round trip
+// (applyFollowing); otherwise four: begin, lock, writes, commit.
 //
 // With the store at hand, a batch that lacks events is completed from it
 // first: positions the batch leaves out, and batches PostgreSQL lost after
@@ -275,7 +280,7 @@ func (db *DB) checkpoint(ctx context.Context, name string) (int64, error) {
 // not deliver again. That read happens with no transaction open (the
 // lock's transaction id would hold back a log reader waiting out a gap),
 // and the batch starts over.
-func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.Event, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) error {
+func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.Event, apply applyFunc) error {
 	if done, err := db.applyFollowing(ctx, name, events, apply); done || err != nil {
 		return err
 	}
@@ -302,9 +307,11 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 // is not where this process left it (moved by a rebuild's swap, taken back
 // by a crash, written by another process), the guard rolls it all back and
 // it reports false, as it does for a batch that needs completing from the
-// store or writes that need a read (apply given a nil transaction returns
-// errNeedsRead): applyBatch then takes the general way.
-func (db *DB) applyFollowing(ctx context.Context, name string, events []eventstore.Event, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) (bool, error) {
+// store: applyBatch then takes the general way. apply reads through the
+// pool, before the pipeline: what it reads (the activity log's names) is
+// written only under the same checkpoint, so the guard's success shows
+// that nothing read has changed since.
+func (db *DB) applyFollowing(ctx context.Context, name string, events []eventstore.Event, apply applyFunc) (bool, error) {
 	if db.store == nil { // no completion from the store: commits wait for the flush
 		return false, nil
 	}
@@ -318,25 +325,37 @@ func (db *DB) applyFollowing(ctx context.Context, name string, events []eventsto
 	}
 	var q pgx.Batch
 	q.Queue(`SELECT rm_checkpoint_at($1, $2)`, name, cp)
-	if err := apply(nil, &q, fresh); err != nil {
-		return false, nil // errNeedsRead, or an error the general way reports
+	if err := queueWrites(name, db.pool, &q, fresh, apply); err != nil {
+		return false, err
 	}
-	last := fresh[len(fresh)-1].Position
-	q.Queue(saveCheckpointSQL, name, last)
 	if err := db.pool.SendBatch(ctx, &q).Close(); err != nil {
 		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == checkpointMoved {
 			return false, nil
 		}
-		return false, fmt.Errorf("applying positions %d to %d to %s: %w", fresh[0].Position, last, name, err)
+		return false, applyError(name, fresh, err)
 	}
-	db.committedThrough(name, last)
+	db.committedThrough(name, fresh[len(fresh)-1].Position)
 	return true, nil
+}
+
+// queueWrites queues fresh's writes and, after them, the checkpoint's
+// update to its last position.
+func queueWrites(name string, r reader, q *pgx.Batch, fresh []eventstore.Event, apply applyFunc) error {
+	if err := apply(r, q, fresh); err != nil {
+		return fmt.Errorf("%s batch: %w", name, err)
+	}
+	q.Queue(saveCheckpointSQL, name, fresh[len(fresh)-1].Position)
+	return nil
+}
+
+func applyError(name string, fresh []eventstore.Event, err error) error {
+	return fmt.Errorf("applying positions %d to %d to %s: %w", fresh[0].Position, fresh[len(fresh)-1].Position, name, err)
 }
 
 // applyOnce applies events, or, when they lack some the store has, applies
 // nothing and returns the checkpoint and the position through which they
 // must be completed.
-func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Event, read projections.Completed, apply func(tx pgx.Tx, q *pgx.Batch, evs []eventstore.Event) error) (cp, through int64, err error) {
+func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Event, read projections.Completed, apply applyFunc) (cp, through int64, err error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("starting %s batch: %w", name, err)
@@ -359,18 +378,16 @@ func (db *DB) applyOnce(ctx context.Context, name string, events []eventstore.Ev
 		return cp, 0, nil
 	}
 	var q pgx.Batch
-	if err := apply(tx, &q, fresh); err != nil {
+	if err := queueWrites(name, tx, &q, fresh, apply); err != nil {
 		return 0, 0, err
 	}
-	last := fresh[len(fresh)-1].Position
-	q.Queue(saveCheckpointSQL, name, last)
 	if err := sendQueued(ctx, tx, &q); err != nil {
-		return 0, 0, fmt.Errorf("applying positions %d to %d to %s: %w", fresh[0].Position, last, name, err)
+		return 0, 0, applyError(name, fresh, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("committing %s batch: %w", name, err)
 	}
-	db.committedThrough(name, last)
+	db.committedThrough(name, fresh[len(fresh)-1].Position)
 	return cp, 0, nil
 }
 
