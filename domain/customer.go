@@ -194,9 +194,6 @@ func DecideCustomer(c Customer, cmd CustomerCommand) ([]Event, error) {
 // initial tags: events for the customer stream and for the tag catalog
 // stream (the tags the assignment adds to the catalog).
 func DecideCreateCustomer(c Customer, cat TagCatalog, cmd CreateCustomer) (customerEvents, catalogEvents []Event, err error) {
-	if c.Exists {
-		return nil, nil, Errorf(CodeConflict, "customer %s already exists", c.ID)
-	}
 	var errs []FieldError
 	id, uerr := uuid.Parse(strings.TrimSpace(cmd.ID))
 	if uerr != nil {
@@ -222,6 +219,12 @@ func DecideCreateCustomer(c Customer, cat TagCatalog, cmd CreateCustomer) (custo
 			errs = append(errs, terrs...)
 		}
 		return nil, nil, Invalid(errs...)
+	}
+	// After the fields: a command handler may decide before it has read
+	// the customer (commands' assumeNew), and the answer to a bad body must
+	// not depend on that.
+	if c.Exists {
+		return nil, nil, Errorf(CodeConflict, "customer %s already exists", c.ID)
 	}
 	created := CustomerCreated{CustomerID: id.String(), CompanyName: name, PrimaryDomain: domain, Relationship: cmd.Relationship, BillingProfile: profile}
 	customerEvents = []Event{created}

@@ -100,6 +100,8 @@ func TestCreateCustomer(t *testing.T) {
 		{"indirect reseller", nil, mod(func(c *domain.CreateCustomer) { c.Relationship = domain.RelationshipIndirectReseller }),
 			want{events: []domain.Event{domain.CustomerCreated{CustomerID: custID, CompanyName: "Contoso", PrimaryDomain: "contoso.com", Relationship: domain.RelationshipIndirectReseller}}}},
 		{"existing id", []domain.Event{created()}, base, want{code: domain.CodeConflict}},
+		{"existing id, bad body: the body's problem, read or not", []domain.Event{created()}, mod(func(c *domain.CreateCustomer) { c.PrimaryDomain = "contoso" }),
+			want{code: domain.CodeInvalid, field: "primaryDomain"}},
 		{"id not a uuid", nil, mod(func(c *domain.CreateCustomer) { c.ID = "42" }), want{code: domain.CodeInvalid, field: "id"}},
 		{"blank name", nil, mod(func(c *domain.CreateCustomer) { c.CompanyName = "   " }), want{code: domain.CodeInvalid, field: "companyName"}},
 		{"name of 201 characters", nil, mod(func(c *domain.CreateCustomer) { c.CompanyName = strings.Repeat("é", 201) }), want{code: domain.CodeInvalid, field: "companyName"}},
