@@ -17,7 +17,7 @@ type Waiter struct {
 	mu        sync.Mutex
 	pos       map[string]int64
 	heard     map[string]time.Time // when Committed last came for a projector
-	changed   chan struct{}        // closed and replaced on every Committed
+	changed   chan struct{}        // closed and replaced whenever a position is reached (Committed, or a poll)
 	load      func(ctx context.Context, name string) (int64, error)
 	pollEvery time.Duration
 }

@@ -154,7 +154,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, errResync) && r.position.Load() > before {
+		if errors.Is(err, errResync) { // it moved the position past the duplicate
 			// A duplicate moved the relay past an event the stream holds
 			// already (republished from a checkpoint behind a stream whose
 			// last message is not the relay's): one per resync, so a
@@ -181,7 +181,7 @@ func (r *Relay) Run(ctx context.Context) error {
 // message after it in the window expected one sequence too many; start
 // over from the stream's tail. (Another writer's message shows as a wrong
 // last sequence, an ordinary error.)
-var errResync = errors.New("relay: stream changed under the relay")
+var errResync = errors.New("relay: duplicate acknowledged, resynchronising")
 
 func (r *Relay) runOnce(ctx context.Context) error {
 	stream, err := r.EnsureStream(ctx)
@@ -202,15 +202,7 @@ func (r *Relay) runOnce(ctx context.Context) error {
 		return fmt.Errorf("relay: loading checkpoint: %w", err)
 	}
 	start := max(cp, tail, r.position.Load())
-	if start > cp {
-		if err := r.cps.SaveCheckpoint(ctx, r.opts.CheckpointName, start); err != nil {
-			return fmt.Errorf("relay: saving checkpoint: %w", err)
-		}
-	}
-	r.position.Store(start)
-	r.opts.Logger.Info("relay: publishing", "stream", r.opts.Stream, "after", start, "stream_seq", nextSeq)
-
-	saved, savedAt := start, time.Now()
+	saved, savedAt := cp, time.Now()
 	save := func(ctx context.Context) error {
 		p := r.position.Load()
 		if p <= saved {
@@ -222,6 +214,11 @@ func (r *Relay) runOnce(ctx context.Context) error {
 		saved, savedAt = p, time.Now()
 		return nil
 	}
+	r.position.Store(start)
+	if err := save(ctx); err != nil { // a start from the stream's tail ahead of the checkpoint
+		return err
+	}
+	r.opts.Logger.Info("relay: publishing", "stream", r.opts.Stream, "after", start, "stream_seq", nextSeq)
 	err = r.store.Subscribe(ctx, start, func(ctx context.Context, batch []eventstore.Event) error {
 		for len(batch) > 0 {
 			n := min(len(batch), r.opts.MaxInFlight)

@@ -16,7 +16,12 @@ import (
 // against 143-213 ms in three pairs, 103-169 against 131-282 ms in five
 // later ones. A smaller pending list bounds the merge too, but made every
 // insert half as expensive again.
-var customerGINIndexes = []string{"rm_customers_trgm_text", "rm_customers_trgm_id", "rm_customers_tags"}
+//
+// The indexes are the list's GIN indexes as the catalog has them, so a
+// new or renamed one is never missed.
+const cleanPendingListsSQL = `SELECT coalesce(sum(gin_clean_pending_list(i.indexrelid)), 0)::bigint
+	FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+	WHERE i.indrelid = 'rm_customers'::regclass AND am.amname = 'gin'`
 
 // DefaultUpkeepEvery is how often RunIndexUpkeep merges the pending lists.
 const DefaultUpkeepEvery = time.Second
@@ -25,8 +30,7 @@ const DefaultUpkeepEvery = time.Second
 // indexes and returns how many pending pages it merged.
 func (db *DB) CleanPendingLists(ctx context.Context) (int64, error) {
 	var pages int64
-	err := db.pool.QueryRow(ctx, `SELECT coalesce(sum(gin_clean_pending_list(i)), 0)::bigint FROM unnest($1::regclass[]) i`,
-		customerGINIndexes).Scan(&pages)
+	err := db.pool.QueryRow(ctx, cleanPendingListsSQL).Scan(&pages)
 	if err != nil {
 		return 0, fmt.Errorf("merging the customer list's index pending lists: %w", err)
 	}
