@@ -37,10 +37,13 @@ func (o customerOutcome) result() CustomerResult {
 // nothing and decides on a customer that does not exist and an empty
 // catalog. The append expects no stream, so a customer that exists after
 // all is a conflict, and the next attempt reads both as usual. Two reads
-// fewer per create (each a round trip to the store). So a body that is
-// not valid is refused as such first, whether the customer exists or not
-// (with a single attempt allowed, nothing is assumed and an existing
-// customer is the answer).
+// fewer per create (each a round trip to the store). The domain checks a
+// body before whether the customer exists, so the answer to a bad body is
+// the same either way. With a single attempt allowed nothing is assumed:
+// the conflict would be the answer, where an existing customer is.
+// Assuming also relies on an append checking the expected version before
+// its claims (both stores do): an existing id that names another
+// customer's domain must conflict, not answer "domain in use".
 func (c *core) onCustomer(ctx context.Context, meta Meta, customerID string, expectedVersion int64, assumeNew bool,
 	decide func(domain.Customer, domain.TagCatalog) (customerDecision, error)) (customerOutcome, error) {
 	if err := requirePartner(meta); err != nil {
@@ -55,9 +58,12 @@ func (c *core) onCustomer(ctx context.Context, meta Meta, customerID string, exp
 			s    *stream
 			ts   *stream // nil when the catalog was not read
 		)
-		// With a single attempt allowed, the conflict would be the answer.
 		if assumeNew && u.attempt == 1 && c.maxAttempts > 1 {
-			cust, s = domain.Customer{ID: customerID}, u.assume(domain.CustomerStream(meta.PartnerID, customerID), customerID)
+			cust = domain.Customer{ID: customerID}
+			var err error
+			if s, err = u.add(domain.CustomerStream(meta.PartnerID, customerID), customerID); err != nil {
+				return err
+			}
 		} else {
 			var err error
 			if cust, s, err = u.customer(ctx, meta.PartnerID, customerID); err != nil {

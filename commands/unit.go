@@ -67,16 +67,14 @@ type unit struct {
 
 // load reads and decodes a stream; fold receives each event.
 func (u *unit) load(ctx context.Context, streamID, subject string, fold func(domain.Event)) (*stream, error) {
-	for _, s := range u.streams {
-		if s.id == streamID {
-			return nil, fmt.Errorf("loading stream %s: loaded twice in one command", streamID)
-		}
+	s, err := u.add(streamID, subject)
+	if err != nil {
+		return nil, err
 	}
 	evs, err := u.c.store.Load(ctx, streamID, 1)
 	if err != nil {
 		return nil, fmt.Errorf("loading stream %s: %w", streamID, err)
 	}
-	s := &stream{id: streamID, subject: subject}
 	for _, e := range evs {
 		de, err := u.c.reg.Unmarshal(e.Type, e.Data)
 		if err != nil {
@@ -85,16 +83,21 @@ func (u *unit) load(ctx context.Context, streamID, subject string, fold func(dom
 		fold(de)
 		s.version, s.lastPos = e.StreamVersion, e.Position
 	}
-	u.streams = append(u.streams, s)
 	return s, nil
 }
 
-// assume adds a stream taken not to exist, without reading it: its append
-// expects no stream.
-func (u *unit) assume(streamID, subject string) *stream {
+// add adds a stream to the unit at version 0: load folds it from the
+// store; added alone, it is taken not to exist, and its append expects
+// no stream.
+func (u *unit) add(streamID, subject string) (*stream, error) {
+	for _, s := range u.streams {
+		if s.id == streamID {
+			return nil, fmt.Errorf("loading stream %s: loaded twice in one command", streamID)
+		}
+	}
 	s := &stream{id: streamID, subject: subject}
 	u.streams = append(u.streams, s)
-	return s
+	return s, nil
 }
 
 func (u *unit) customer(ctx context.Context, partnerID, customerID string) (domain.Customer, *stream, error) {

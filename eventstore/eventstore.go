@@ -85,7 +85,9 @@ type ReadRequest struct {
 // Store is the event log. Every implementation must pass storetest.Run.
 type Store interface {
 	// Append appends to one or more streams atomically: all requests succeed
-	// or none is stored. A wrong expected version is a *ConflictError.
+	// or none is stored. A wrong expected version is a *ConflictError, and
+	// it is found before claims are: a request that fails both conflicts
+	// (a create that assumed its stream new relies on it).
 	// Appending events whose ids are all stored already (a retry) succeeds
 	// and returns the original results without storing anything.
 	Append(ctx context.Context, reqs ...AppendRequest) ([]AppendResult, error)

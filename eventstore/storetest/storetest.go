@@ -305,6 +305,18 @@ func (s suite) claims(t *testing.T) {
 		t.Errorf("first request stored %d events though the second failed its claim", len(evs))
 	}
 	appendOK(t, st, r1) // other.com is still free
+
+	// A wrong expected version is reported before a taken claim.
+	r = req("owner", eventstore.NoStream, newEvent("a"))
+	r.Claims = []string{"domain/p1/example.com"}
+	if _, err := st.Append(ctx, r); !errors.Is(err, eventstore.ErrConflict) {
+		t.Errorf("existing stream and its own taken claim, expecting no stream: got %v, want a conflict", err)
+	}
+	r = req("owner", eventstore.NoStream, newEvent("a"))
+	r.Claims = []string{"email/p1/ä@example.com", "domain/p1/other.com"} // other.com is first's now
+	if _, err := st.Append(ctx, r); !errors.Is(err, eventstore.ErrConflict) {
+		t.Errorf("existing stream and another's claim, expecting no stream: got %v, want a conflict", err)
+	}
 }
 
 func (s suite) load(t *testing.T) {
