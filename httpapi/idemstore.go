@@ -95,7 +95,9 @@ func encodeHeader(h http.Header) (string, error) {
 const claimAttempts = 3
 
 // SQLIdempotency is the IdempotencyStore on either database, through
-// database/sql: the SQL above is the same for both but for placeholders.
+// database/sql: the SQL above is the same for both but for placeholders,
+// and for the claim and the answer, which commit asynchronously on
+// PostgreSQL (idemClaimAsync, idemCompleteAsync).
 type SQLIdempotency struct {
 	db   *sql.DB
 	q    func(string) string // the dialect's form of a statement

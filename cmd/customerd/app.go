@@ -134,7 +134,8 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 
-	// Stop order is the reverse of this: API helpers, projectors, relay.
+	// Stop order is the reverse of this: API helpers, index upkeep,
+	// projectors, relay.
 	a.AddRunner("relay", a.Relay)
 	for _, p := range []projections.Projector{db.list, db.log} {
 		pcfg := projections.Config{

@@ -49,7 +49,7 @@ func (a *App) openBackends(ctx context.Context, reg *domain.Registry, onCommit f
 		b.list, b.log = rm.CustomerList(), rm.ActivityLog()
 		b.upkeep = RunnerFunc(func(ctx context.Context) error {
 			return rm.RunIndexUpkeep(ctx, pgread.DefaultUpkeepEvery, func(err error) {
-				a.log.Warn("index upkeep failed; trying again every second", "component", "index upkeep", "err", err)
+				a.log.Warn("index upkeep failed; trying again", "component", "index upkeep", "err", err, "every", pgread.DefaultUpkeepEvery)
 			})
 		})
 		if b.idempotency, err = httpapi.NewPostgresIdempotency(ctx, store.Pool()); err != nil {
