@@ -272,7 +272,8 @@ func (db *DB) checkpoint(ctx context.Context, name string) (int64, error) {
 // transaction with the checkpoint update. apply queues its writes in q;
 // they go with the checkpoint's update in one round trip. A batch that
 // follows on from this process's last commit is one round trip
-// (applyFollowing); otherwise four: begin, lock, writes, commit.
+// (applyFollowing); otherwise four: begin, lock, writes, commit (five
+// when a failed guard came first).
 //
 // With the store at hand, a batch that lacks events is completed from it
 // first: positions the batch leaves out, and batches PostgreSQL lost after
