@@ -75,12 +75,11 @@ type namedRunner struct {
 	running atomic.Bool // between the start of Run and its return
 }
 
-// Projector settings: batches big enough for a rebuild-like catch-up. The
-// fetch wait only bounds an idle poll: a fetch returns as soon as one event
-// is there, so it does not delay a client's minPosition read.
+// Projector settings: batches big enough for a rebuild-like catch-up. A
+// batch never waits to fill: it is what has arrived (see projections.Run),
+// so its size does not delay a client's minPosition read.
 const (
 	projectorBatch   = 500
-	projectorMaxWait = 2 * time.Second
 	idempotencyPurge = 10 * time.Minute
 )
 
@@ -140,7 +139,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	for _, p := range []projections.Projector{db.list, db.log} {
 		pcfg := projections.Config{
 			Stream: cfg.NATSStream, Durable: "customerd-" + p.Name(), FilterSubject: cfg.NATSSubjectRoot + ".>",
-			BatchSize: projectorBatch, MaxWait: projectorMaxWait,
+			BatchSize: projectorBatch,
 			// Outside the stream's subjects, so a poison batch is not
 			// captured by the stream it came from.
 			PoisonSubject: cfg.NATSSubjectRoot + "_poison." + p.Name(),
