@@ -372,9 +372,12 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		}
 		return o
 	}
-	// joinRows joins alias's keys back to whole rows, as c.
+	// joinRows joins alias's keys back to whole rows, as c. The keys
+	// leave the partner out: it is $1 (measured at 1M customers, a broad
+	// term ranked by domain: 11.4 ms with it, 10.7 ms without, as the sort
+	// carries one column less for each of 26,000 matches).
 	joinRows := func(alias string) string {
-		return ` JOIN rm_customers c ON c.partner_id = ` + alias + `.partner_id AND c.customer_id = ` + alias + `.customer_id AND c.relationship = ` + alias + `.relationship`
+		return ` JOIN rm_customers c ON c.partner_id = $1 AND c.customer_id = ` + alias + `.customer_id AND c.relationship = ` + alias + `.relationship`
 	}
 	order := orderBy("c", key, q.Limit)
 	cols := `SELECT c.customer_id, c.relationship, c.company_name, c.primary_domain, ` + tagsOfRow
@@ -407,7 +410,7 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 		// An id search needs no row: the walk reads the sort index only,
 		// ten times as far for the time, and the page's rows are fetched
 		// at the end.
-		walk = `SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
+		walk = `SELECT c.customer_id, c.relationship, ` + key + ` FROM rm_customers c WHERE ` + strings.Join(where, " AND ") +
 			orderBy("c", key, searchWalkIndexOnly)
 		walk = `SELECT c.* FROM (SELECT * FROM (` + walk + `) c WHERE ` + strings.Join(walkMatch, " AND ") + order + `) w` + joinRows("w")
 	}
@@ -427,7 +430,7 @@ func (c *CustomerList) SearchCustomers(ctx context.Context, partnerID string, p 
 	// apart, so its sort cannot be served by the sort index (which would
 	// walk the list).
 	rank := func(cond string) string {
-		ranked := `SELECT * FROM (SELECT c.partner_id, c.customer_id, c.relationship, ` + key + ` AS sort_key FROM rm_customers c WHERE ` +
+		ranked := `SELECT * FROM (SELECT c.customer_id, c.relationship, ` + key + ` AS sort_key FROM rm_customers c WHERE ` +
 			cond + ` OFFSET 0) m` + orderBy("m", "m.sort_key", q.Limit)
 		return cols + ` FROM (` + ranked + `) m` + joinRows("m") + orderBy("m", "m.sort_key", 0)
 	}
