@@ -95,16 +95,19 @@ func encodeHeader(h http.Header) (string, error) {
 const claimAttempts = 3
 
 // SQLIdempotency is the IdempotencyStore on either database, through
-// database/sql: the SQL above is the same for both but for placeholders,
-// and for the claim and the answer, which commit asynchronously on
-// PostgreSQL (idemClaimAsync, idemCompleteAsync).
+// database/sql, with the dialect's statements (idemStatements).
 type SQLIdempotency struct {
 	db   *sql.DB
-	q    func(string) string // the dialect's form of a statement
-	stop func() error        // what Close releases
-	// claim and complete are the dialect's statements for the two writes
-	// of every POST with a key.
-	claim, complete string
+	sql  idemStatements
+	stop func() error // what Close releases
+}
+
+// idemStatements are the store's statements in one dialect, made once
+// when it opens: the SQL above is the same for both databases but for
+// placeholders, and for the claim and the answer, which commit
+// asynchronously on PostgreSQL (idemClaimAsync, idemCompleteAsync).
+type idemStatements struct {
+	claim, get, complete, release, purge string
 }
 
 // NewPostgresIdempotency creates its table if needed and returns the store,
@@ -116,8 +119,8 @@ func NewPostgresIdempotency(ctx context.Context, pool *pgxpool.Pool) (*SQLIdempo
 		}
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	return &SQLIdempotency{db: db, q: func(q string) string { return q }, stop: db.Close,
-		claim: idemClaimAsync, complete: idemCompleteAsync}, nil
+	return &SQLIdempotency{db: db, stop: db.Close, sql: idemStatements{claim: idemClaimAsync, get: idemSelect,
+		complete: idemCompleteAsync, release: idemRelease, purge: idemPurge}}, nil
 }
 
 // OpenSQLiteIdempotency opens (creating if needed) the SQLite file at path
@@ -137,8 +140,8 @@ func OpenSQLiteIdempotency(ctx context.Context, path string) (*SQLIdempotency, e
 	// Every statement here writes, or reads what a claim just wrote: all
 	// of them go through the one write connection.
 	read.Close()
-	return &SQLIdempotency{db: write, q: sqliteSQL, stop: write.Close,
-		claim: sqliteSQL(idemClaim), complete: sqliteSQL(idemComplete)}, nil
+	return &SQLIdempotency{db: write, stop: write.Close, sql: idemStatements{claim: sqliteSQL(idemClaim), get: sqliteSQL(idemSelect),
+		complete: sqliteSQL(idemComplete), release: sqliteSQL(idemRelease), purge: sqliteSQL(idemPurge)}}, nil
 }
 
 // Close releases the store's connections (not a pool it was given).
@@ -147,7 +150,7 @@ func (s *SQLIdempotency) Close() error { return s.stop() }
 func (s *SQLIdempotency) Claim(ctx context.Context, partnerID, key string, fp []byte, now, lockUntil, expiresAt time.Time) (*IdempotencyRecord, error) {
 	for range claimAttempts {
 		var got string
-		err := s.db.QueryRowContext(ctx, s.claim, partnerID, key, fp, []byte{}, lockUntil.UnixNano(), expiresAt.UnixNano(), now.UnixNano()).Scan(&got)
+		err := s.db.QueryRowContext(ctx, s.sql.claim, partnerID, key, fp, []byte{}, lockUntil.UnixNano(), expiresAt.UnixNano(), now.UnixNano()).Scan(&got)
 		if err == nil {
 			return nil, nil
 		}
@@ -161,7 +164,7 @@ func (s *SQLIdempotency) Claim(ctx context.Context, partnerID, key string, fp []
 			header    string
 			body      []byte
 		)
-		err = s.db.QueryRowContext(ctx, s.q(idemSelect), partnerID, key).Scan(&rfp, &completed, &status, &header, &body)
+		err = s.db.QueryRowContext(ctx, s.sql.get, partnerID, key).Scan(&rfp, &completed, &status, &header, &body)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -181,21 +184,21 @@ func (s *SQLIdempotency) Complete(ctx context.Context, partnerID, key string, fp
 	if rec.Body == nil {
 		rec.Body = []byte{}
 	}
-	if _, err := s.db.ExecContext(ctx, s.complete, partnerID, key, fp, rec.Status, h, rec.Body); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.sql.complete, partnerID, key, fp, rec.Status, h, rec.Body); err != nil {
 		return fmt.Errorf("storing idempotent answer: %w", err)
 	}
 	return nil
 }
 
 func (s *SQLIdempotency) Release(ctx context.Context, partnerID, key string, fp []byte) error {
-	if _, err := s.db.ExecContext(ctx, s.q(idemRelease), partnerID, key, fp); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.sql.release, partnerID, key, fp); err != nil {
 		return fmt.Errorf("releasing idempotency key: %w", err)
 	}
 	return nil
 }
 
 func (s *SQLIdempotency) Purge(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(idemPurge), now.UnixNano())
+	res, err := s.db.ExecContext(ctx, s.sql.purge, now.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("purging idempotency keys: %w", err)
 	}
