@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,7 @@ type Config struct {
 	Stream        string        // "CUSTOMER_EVENTS"
 	Durable       string        // durable consumer name, one per projector
 	FilterSubject string        // "customers.>"
-	BatchSize     int           // events fetched and applied per transaction, 1..10000
+	BatchSize     int           // most events applied per transaction (a batch is what has arrived), 1..10000
 	AckWait       time.Duration // redelivery after this long without ack (default 30 s)
 	PoisonSubject string        // where undecodable batches go (core NATS)
 	Logger        *slog.Logger  // nil discards
@@ -92,14 +93,14 @@ func EventFromEnvelope(env relay.Envelope) (eventstore.Event, error) {
 
 // Run feeds p from JetStream until ctx ends. It creates (or updates) the
 // durable pull consumer and runs a watermill router whose one handler
-// applies each fetched batch in one transaction; the batch is acked only
-// after that commits, so a crash means redelivery, which the checkpoint
-// turns into a no-op.
+// applies each batch (see batchSubscriber) in one transaction; the batch
+// is acked only after that commits, so a crash means redelivery, which the
+// checkpoint turns into a no-op.
 //
 // Why our own watermill Subscriber rather than watermill-nats: its
 // JetStream support is marked beta and acks per message, while we need
-// fetch-a-batch / ack-after-commit semantics; nats.go's jetstream pull API
-// gives exactly that in ~60 lines.
+// batch / ack-after-commit semantics, which nats.go's jetstream Consume
+// gives with a channel and a loop.
 func Run(ctx context.Context, nc *nats.Conn, cfg Config, p Projector, reg *domain.Registry) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -114,12 +115,19 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, p Projector, reg *domai
 	if err != nil {
 		return fmt.Errorf("opening JetStream: %w", err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
-		Durable: cfg.Durable, FilterSubject: cfg.FilterSubject, AckPolicy: jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: cfg.AckWait, MaxAckPending: maxAckPending * cfg.BatchSize,
-	})
+	consumer := func(ctx context.Context) (jetstream.Consumer, error) {
+		cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+			Durable: cfg.Durable, FilterSubject: cfg.FilterSubject, AckPolicy: jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: cfg.AckWait, MaxAckPending: maxAckPending * cfg.BatchSize,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+		}
+		return cons, nil
+	}
+	cons, err := consumer(ctx)
 	if err != nil {
-		return fmt.Errorf("creating consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+		return err
 	}
 	logger := watermill.NewSlogLogger(cfg.Logger)
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
@@ -144,7 +152,7 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, p Projector, reg *domai
 		}.Middleware,
 		middleware.Recoverer,
 	)
-	sub := &batchSubscriber{cons: cons, batch: cfg.BatchSize, log: cfg.Logger}
+	sub := &batchSubscriber{cons: cons, consumer: consumer, batch: cfg.BatchSize, log: cfg.Logger}
 	router.AddNoPublisherHandler(cfg.Durable, cfg.FilterSubject, sub, func(msg *message.Message) error {
 		return handleBatch(msg.Context(), p, reg, msg.Payload)
 	})
@@ -198,21 +206,27 @@ func handleBatch(ctx context.Context, p Projector, reg *domain.Registry, payload
 // Fetching each batch (one pull for the first message, one for the rest)
 // cost two round trips per batch, at 1,000 creates/s about half of a
 // projector's cycle.
+//
+// A subscription that ends (the consumer deleted, or lost by a server that
+// kept it in memory) is followed by another after a pause, on the consumer
+// created again.
 type batchSubscriber struct {
-	cons   jetstream.Consumer
-	batch  int
-	log    *slog.Logger
-	wg     sync.WaitGroup
-	closed chan struct{}
-	once   sync.Once
+	cons     jetstream.Consumer
+	consumer func(context.Context) (jetstream.Consumer, error) // creates it again
+	batch    int
+	log      *slog.Logger
+	wg       sync.WaitGroup
+	closed   chan struct{}
+	once     sync.Once
 }
 
 // maxAckPending is how many batches' worth of messages the consumer lets
-// go unacknowledged. A subscription holds up to three: the batch being
-// applied, the batch's worth queued for the next, and the client's buffer.
-// One more lets a run that follows a stopped one go on at once, completing
-// from the store what the stopped one held, rather than wait out those
-// messages' ack wait.
+// go unacknowledged. A subscription holds about three: the batch being
+// applied, the batch's worth queued for the next, and the client's buffer
+// (a little more just after a reconnect, when nats.go asks for a full
+// buffer again). One more lets a run that follows a stopped one go on at
+// once, completing from the store what the stopped one held, rather than
+// wait out those messages' ack wait.
 const maxAckPending = 4
 
 // pullExpiry is how long one pull request of Consume stays open on the
@@ -241,6 +255,12 @@ func (s *batchSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *mess
 			case <-s.closed:
 				return
 			}
+			cons, err := s.consumer(ctx)
+			if err != nil {
+				s.log.Warn("consuming projector messages", "err", err)
+				continue
+			}
+			s.cons = cons
 		}
 	}()
 	return out, nil
@@ -248,10 +268,11 @@ func (s *batchSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *mess
 
 // consume runs one Consume subscription and hands its messages on in
 // batches until ctx ends or the subscriber closes (nil), or the
-// subscription ends on its own, as when the consumer is deleted (an error;
-// Subscribe starts another after a pause). Messages it holds when it stops
-// come again after their ack wait, behind later ones: the projector
-// completes such a batch from the event store (see CompleteBatch).
+// subscription ends on its own (an error): the consumer deleted, which
+// the server reports, or gone, which missed heartbeats and a look at the
+// consumer show. Messages it holds when it stops come again after their
+// ack wait, behind later ones: the projector completes such a batch from
+// the event store (see CompleteBatch).
 func (s *batchSubscriber) consume(ctx context.Context, out chan<- *message.Message) error {
 	in := make(chan jetstream.Msg, s.batch)
 	stopping := make(chan struct{})
@@ -259,17 +280,26 @@ func (s *batchSubscriber) consume(ctx context.Context, out chan<- *message.Messa
 		mu         sync.Mutex
 		consumeErr error
 	)
-	cc, err := s.cons.Consume(func(m jetstream.Msg) {
+	cons := s.cons
+	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case in <- m:
 		case <-stopping:
 		}
 	}, jetstream.PullMaxMessages(s.batch), jetstream.PullExpiry(pullExpiry),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		jetstream.ConsumeErrHandler(func(cc jetstream.ConsumeContext, err error) {
 			mu.Lock()
 			consumeErr = err
 			mu.Unlock()
-			s.log.Debug("consuming projector messages", "err", err)
+			s.log.Warn("consuming projector messages", "err", err)
+			// A pull to a consumer that no longer exists gets no answer at
+			// all, only missed heartbeats, and nats.go would pull again
+			// forever.
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				if _, ierr := cons.Info(ctx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+					cc.Stop()
+				}
+			}
 		}))
 	if err != nil {
 		return fmt.Errorf("consuming: %w", err)
@@ -305,8 +335,8 @@ func (s *batchSubscriber) consume(ctx context.Context, out chan<- *message.Messa
 				break rest
 			}
 		}
-		if done, err := s.deliver(ctx, out, batch); done || err != nil {
-			return err
+		if s.deliver(ctx, out, batch) {
+			return nil
 		}
 	}
 }
@@ -315,7 +345,7 @@ func (s *batchSubscriber) consume(ctx context.Context, out chan<- *message.Messa
 // once the handler has. A nacked batch is handed on again after a pause,
 // so nothing after it goes first. done is true when ctx ended or the
 // subscriber closed meanwhile.
-func (s *batchSubscriber) deliver(ctx context.Context, out chan<- *message.Message, msgs []jetstream.Msg) (done bool, err error) {
+func (s *batchSubscriber) deliver(ctx context.Context, out chan<- *message.Message, msgs []jetstream.Msg) (done bool) {
 	raws := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
 		if json.Valid(m.Data()) {
@@ -335,28 +365,38 @@ func (s *batchSubscriber) deliver(ctx context.Context, out chan<- *message.Messa
 		select {
 		case out <- m:
 		case <-ctx.Done():
-			return true, nil
+			return true
 		case <-s.closed:
-			return true, nil
+			return true
 		}
 		select {
 		case <-m.Acked():
+			// A message whose ack is lost comes again after its ack wait,
+			// a no-op then: not a reason to drop what this subscription
+			// holds.
+			var failed int
+			var first error
 			for _, jm := range msgs {
 				if err := jm.Ack(); err != nil {
-					return false, fmt.Errorf("acking: %w", err) // redelivered later, a no-op then
+					failed, first = failed+1, cmp.Or(first, err)
 				}
 			}
-			return false, nil
+			if failed > 0 {
+				s.log.Warn("acking projector messages", "failed", failed, "of", len(msgs), "err", first)
+			}
+			return false
 		case <-m.Nacked():
 			select {
 			case <-time.After(time.Second):
 			case <-ctx.Done():
-				return true, nil
+				return true
+			case <-s.closed:
+				return true
 			}
 		case <-ctx.Done():
-			return true, nil
+			return true
 		case <-s.closed:
-			return true, nil
+			return true
 		}
 	}
 }

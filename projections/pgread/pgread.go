@@ -35,8 +35,9 @@ type DB struct {
 	mu        sync.Mutex
 	committed map[string]int64 // each projector's last committed checkpoint, as this process saw it
 
-	order    orderHints   // partners whose list is not stored in name order (see nameBound)
-	narrowed atomic.Int64 // searches whose page a name bound answered (see nameBound), for tests
+	order         orderHints   // partners whose list is not stored in name order (see nameBound)
+	narrowed      atomic.Int64 // searches whose page a name bound answered (see nameBound), for tests
+	prefixBounded atomic.Int64 // searches ranked within the bound of the rows that start with the word, for tests
 }
 
 // Options configure Open.

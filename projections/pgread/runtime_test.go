@@ -142,6 +142,7 @@ type holding struct {
 	projections.Projector
 	mu      sync.Mutex
 	batches int
+	first   int64         // the last position of the first batch
 	held    chan struct{} // closed when a batch is held
 }
 
@@ -149,6 +150,9 @@ func (h *holding) ApplyBatch(ctx context.Context, events []eventstore.Event) err
 	h.mu.Lock()
 	h.batches++
 	n := h.batches
+	if n == 1 {
+		h.first = events[len(events)-1].Position
+	}
 	h.mu.Unlock()
 	switch {
 	case n == 2:
@@ -162,28 +166,19 @@ func (h *holding) ApplyBatch(ctx context.Context, events []eventstore.Event) err
 }
 
 // TestProjectorStoppedHoldingMessages stops a projector while it holds
-// messages: a batch being applied and those that streamed in meanwhile.
-// They come again only after their ack wait (here far beyond the test's
-// time), behind later ones; the next run must complete its batches from
-// the event store and end equal to a fresh rebuild.
+// messages: a batch being applied and those that streamed in meanwhile,
+// three batches' worth. They come again only after their ack wait (here
+// far beyond the test's time), behind later ones; the next run must go on
+// at once, complete its batches from the event store and end equal to a
+// fresh rebuild.
 func TestProjectorStoppedHoldingMessages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	nc, js, root := jetStreamFor(ctx, t)
-	store := readtest.Store(t)
-	readtest.Scenario(t, store)
-	events := readtest.All(t, store)
+	nc, js, store, events, live, cfg := projectorWithStore(ctx, t)
+	cfg.AckWait = 10 * time.Minute
 	for _, ev := range events {
-		publishEvent(ctx, t, js, root, ev, ev.ID.String())
+		publishEvent(ctx, t, js, cfg.Stream, ev, ev.ID.String())
 	}
-	db, err := pgread.Open(ctx, testenv.PostgresSchema(t), pgread.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	live := db.CustomerList()
-	cfg := projections.Config{Stream: root, Durable: "customer_list", FilterSubject: root + ".>", BatchSize: 2,
-		AckWait: 10 * time.Minute, PoisonSubject: root + "_poison"}
 
 	h := &holding{Projector: live, held: make(chan struct{})}
 	rctx, stop := context.WithCancel(ctx)
@@ -194,37 +189,112 @@ func TestProjectorStoppedHoldingMessages(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the second batch never came")
 	}
-	// The consumer lets 2 × BatchSize messages go unacknowledged: by now
-	// the held batch and those after it are in this run's hands.
-	time.Sleep(200 * time.Millisecond)
+	waitAckPending(ctx, t, js, cfg.Stream, cfg.Durable, 3*cfg.BatchSize)
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("first run: %v", err)
 	}
-	if cp, _ := live.Checkpoint(ctx); cp != events[1].Position {
-		t.Fatalf("first run ended at %d, want %d (its first batch)", cp, events[1].Position)
+	if cp, _ := live.Checkpoint(ctx); cp != h.first {
+		t.Fatalf("first run ended at %d, want %d (its first batch)", cp, h.first)
 	}
 
 	rctx, stop = context.WithCancel(ctx)
 	defer stop()
 	go func() { done <- projections.Run(rctx, nc, cfg, live, domain.NewRegistry()) }()
-	last := events[len(events)-1].Position
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		cp, err := live.Checkpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cp >= last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("second run stuck at %d of %d", cp, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitCheckpoint(ctx, t, live, events[len(events)-1].Position, 10*time.Second)
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("second run: %v", err)
 	}
 	equalsRebuild(ctx, t, live, store)
+}
+
+// TestProjectorConsumerDeleted deletes a running projector's durable
+// consumer: the projector must create it again and go on.
+func TestProjectorConsumerDeleted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	nc, js, store, events, live, cfg := projectorWithStore(ctx, t)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- projections.Run(rctx, nc, cfg, live, domain.NewRegistry()) }()
+	half := len(events) / 2
+	for _, ev := range events[:half] {
+		publishEvent(ctx, t, js, cfg.Stream, ev, ev.ID.String())
+	}
+	waitCheckpoint(ctx, t, live, events[half-1].Position, 10*time.Second)
+	if err := js.DeleteConsumer(ctx, cfg.Stream, cfg.Durable); err != nil {
+		t.Fatalf("deleting the consumer: %v", err)
+	}
+	for _, ev := range events[half:] {
+		publishEvent(ctx, t, js, cfg.Stream, ev, ev.ID.String())
+	}
+	waitCheckpoint(ctx, t, live, events[len(events)-1].Position, 20*time.Second)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("projector run: %v", err)
+	}
+	equalsRebuild(ctx, t, live, store)
+}
+
+// projectorWithStore sets up a projector test: a stream of its own (named
+// as its subject root), a store holding the scenario and its events, and a
+// customer list that completes its batches from that store, with the
+// projector's config (batches of 2).
+func projectorWithStore(ctx context.Context, t *testing.T) (*nats.Conn, jetstream.JetStream, eventstore.Store, []eventstore.Event, projections.CustomerList, projections.Config) {
+	t.Helper()
+	nc, js, root := jetStreamFor(ctx, t)
+	store := readtest.Store(t)
+	readtest.Scenario(t, store)
+	db, err := pgread.Open(ctx, testenv.PostgresSchema(t), pgread.Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	cfg := projections.Config{Stream: root, Durable: "customer_list", FilterSubject: root + ".>", BatchSize: 2,
+		PoisonSubject: root + "_poison"}
+	return nc, js, store, readtest.All(t, store), db.CustomerList(), cfg
+}
+
+// waitCheckpoint waits until p's checkpoint reaches pos, failing the test
+// after within.
+func waitCheckpoint(ctx context.Context, t *testing.T, p projections.Projector, pos int64, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; {
+		cp, err := p.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp >= pos {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("projector stuck at %d of %d after %s", cp, pos, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitAckPending waits until a consumer has at least n messages delivered
+// and not acknowledged.
+func waitAckPending(ctx context.Context, t *testing.T, js jetstream.JetStream, stream, durable string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := js.Consumer(ctx, stream, durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %s has %d messages unacknowledged, want %d", durable, info.NumAckPending, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -97,7 +97,9 @@ func testSearchPastTheWalk(t *testing.T, order string, unordered bool, stretches
 // all after it. It sorts by name and by domain, both ways, searching by all
 // fields, by company name and by domain, and with a relationship filter
 // (the block's middle customers are dual, and so is every filler), and
-// expects each match once, in order.
+// expects each match once, in order. Partner p2's rows start with the
+// word too, with keys just before and after p1's block: a bound that took
+// them would cut p1's pages.
 func TestSearchWithPrefixRows(t *testing.T) {
 	const filler = pgread.SearchWalk + 1
 	row := `INSERT INTO rm_customers (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text)
@@ -114,6 +116,9 @@ func TestSearchWithPrefixRows(t *testing.T) {
 		fmt.Sprintf(row, `'m' || lpad(i::text, 3, '0'), rel, 'Muller ' || lpad(i::text, 3, '0'), 'muller-' || lpad(i::text, 3, '0') || '.example'
 			FROM generate_series(0, 9) i, unnest(ARRAY['direct-bill', 'indirect-reseller']) rel
 			WHERE rel = 'direct-bill' OR i BETWEEN 3 AND 6`),
+		`INSERT INTO rm_customers (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text)
+			SELECT 'p2', n || s, 'direct-bill', 'Muller ' || n || ' ' || s, 'muller ' || n || ' ' || s, 'muller-' || n || '-' || s || '.example', ''
+			FROM unnest(ARRAY['000', '999']) n, unnest(ARRAY['a', 'b', 'c']) s`,
 		`VACUUM ANALYZE rm_customers`,
 	}
 	_, db := earlierVersion(t, stmts...)
@@ -154,6 +159,9 @@ func TestSearchWithPrefixRows(t *testing.T) {
 				t.Errorf("%+v: paged through\n%q\nwant\n%q", params, got, want)
 			}
 		}
+	}
+	if pgread.PrefixBounded(db) == 0 {
+		t.Error("no page was ranked within a bound of the rows that start with the word")
 	}
 }
 
