@@ -292,11 +292,15 @@ func (s *batchSubscriber) consume(ctx context.Context, out chan<- *message.Messa
 			consumeErr = err
 			mu.Unlock()
 			s.log.Warn("consuming projector messages", "err", err)
-			// A pull to a consumer that no longer exists gets no answer at
-			// all, only missed heartbeats, and nats.go would pull again
-			// forever.
-			if errors.Is(err, jetstream.ErrNoHeartbeat) {
-				if _, ierr := cons.Info(ctx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+			// A pull to a consumer that no longer exists is answered "no
+			// responders", then heartbeats are missed, and nats.go would
+			// pull again forever: a look at the consumer tells. (A consumer
+			// deleted while a pull waits is reported, and ends the
+			// subscription by itself.)
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrNoResponders) {
+				ictx, cancel := context.WithTimeout(ctx, pullExpiry)
+				defer cancel()
+				if _, ierr := cons.Info(ictx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
 					cc.Stop()
 				}
 			}

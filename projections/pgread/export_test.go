@@ -10,8 +10,8 @@ func Unordered(db *DB, partnerID string) bool { return db.order.unordered(partne
 // Narrowed counts db's searches whose page a name bound answered.
 func Narrowed(db *DB) int64 { return db.narrowed.Load() }
 
-// PrefixBounded counts db's searches ranked within the bound of the rows
-// that start with the word.
+// PrefixBounded counts db's searches ranked with the bound of the rows
+// that start with the word (whether or not there were enough of them).
 func PrefixBounded(db *DB) int64 { return db.prefixBounded.Load() }
 
 // SearchWalk is how many rows a search walks before it turns to the indexes.

@@ -37,7 +37,7 @@ type DB struct {
 
 	order         orderHints   // partners whose list is not stored in name order (see nameBound)
 	narrowed      atomic.Int64 // searches whose page a name bound answered (see nameBound), for tests
-	prefixBounded atomic.Int64 // searches ranked within the bound of the rows that start with the word, for tests
+	prefixBounded atomic.Int64 // searches ranked with the bound of the rows that start with the word (there may be none), for tests
 }
 
 // Options configure Open.

@@ -98,8 +98,8 @@ func testSearchPastTheWalk(t *testing.T, order string, unordered bool, stretches
 // fields, by company name and by domain, and with a relationship filter
 // (the block's middle customers are dual, and so is every filler), and
 // expects each match once, in order. Partner p2's rows start with the
-// word too, with keys just before and after p1's block: a bound that took
-// them would cut p1's pages.
+// word too, with keys among the first and after the last of p1's block's:
+// a bound that took them would cut p1's pages.
 func TestSearchWithPrefixRows(t *testing.T) {
 	const filler = pgread.SearchWalk + 1
 	row := `INSERT INTO rm_customers (partner_id, customer_id, relationship, company_name, company_key, primary_domain, search_text)
