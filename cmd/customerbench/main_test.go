@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,8 +88,9 @@ func TestEveryScenarioAgainstAnEmbeddedCustomerd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	bin := buildCustomerd(t, ctx)
+	trace := filepath.Join(t.TempDir(), "lag.csv")
 	lines := runJSON(t, ctx, env(nil), "--customerd", bin, "--duration", "1s", "--concurrency", "2",
-		"--customers", "40", "--events", "400", "--rate", "100", "--warmup", "500ms",
+		"--customers", "40", "--events", "400", "--rate", "100", "--warmup", "500ms", "--lag-trace", trace,
 		"append", "commands", "mixed", "lag", "rebuild", "export")
 	for _, s := range []string{"append", "commands", "mixed", "lag", "rebuild", "export"} {
 		checkLine(t, lines, s)
@@ -100,6 +104,36 @@ func TestEveryScenarioAgainstAnEmbeddedCustomerd(t *testing.T) {
 	}
 	if b, _ := lines["export"]["bytes_per_export"].(float64); b < 40*40 {
 		t.Errorf("an export of 40+ customers has %v bytes", lines["export"]["bytes_per_export"])
+	}
+	checkLagTrace(t, trace, lines["lag"]["ops"])
+}
+
+// checkLagTrace reads a --lag-trace file: its header, then a row for each
+// measured create, answered after the warm-up, with a lag and the
+// create's own latency.
+func checkLagTrace(t *testing.T, path string, ops any) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("lag trace: %v", err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("lag trace: %v", err)
+	}
+	if len(rows) == 0 || strings.Join(rows[0], ",") != "answered_ms,lag_ms,command_ms,relay_ms" {
+		t.Fatalf("lag trace header: %v", rows)
+	}
+	if n, _ := ops.(float64); len(rows)-1 != int(n) {
+		t.Errorf("lag trace has %d rows, the figures %v creates", len(rows)-1, ops)
+	}
+	for _, r := range rows[1:] {
+		for i, v := range r[:3] {
+			if x, err := strconv.ParseFloat(v, 64); err != nil || x < 0 {
+				t.Fatalf("lag trace row %q: field %d is not a time", r, i)
+			}
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -307,6 +309,10 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 	}
 	defer stopWatch()
 	relayRec := &recorder{}
+	trace, err := newLagTrace(env.lagTrace)
+	if err != nil {
+		return Result{}, err
+	}
 	interval := time.Duration(float64(time.Second) / env.rate)
 	// Enough in flight for the rate at a lag of a second; beyond that the
 	// server is not keeping up and starting more would only add queueing.
@@ -361,18 +367,24 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 				return
 			}
 			cmdRec.ok(answered.Sub(t0))
+			relayed := time.Duration(-1)
 			if at, ok := published.Load(ca.ID); ok {
-				relayRec.ok(max(at.(time.Time).Sub(answered), 0))
+				relayed = max(at.(time.Time).Sub(answered), 0)
+				relayRec.ok(relayed)
 			}
 			if err != nil {
 				lagRec.fail(err)
 				return
 			}
 			lagRec.ok(seen.Sub(answered))
+			trace.add(answered.Sub(measureFrom), seen.Sub(answered), answered.Sub(t0), relayed)
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
+	if err := trace.close(); err != nil {
+		return Result{}, err
+	}
 	res := summarize("lag", env.concurrency, elapsed, []*recorder{lagRec})
 	res.Errors += cmdRec.errors
 	res.ErrorSamples = lagRec.errs.messages()
@@ -388,6 +400,55 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 		res.Extra["relay_p99_ms"] = ms(rl.P99)
 	}
 	return res, nil
+}
+
+// lagTrace is the lag scenario's --lag-trace file: a row per measured
+// create, in milliseconds, with the time it was answered counted from the
+// end of the warm-up, so that a tail can be placed in time. Rows come in
+// the order creates finish. A nil lagTrace writes nothing.
+type lagTrace struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+func newLagTrace(path string) (*lagTrace, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("creating the lag trace: %w", err)
+	}
+	t := &lagTrace{f: f, w: bufio.NewWriter(f)}
+	t.w.WriteString("answered_ms,lag_ms,command_ms,relay_ms\n")
+	return t, nil
+}
+
+// add writes one create's row; relayed < 0 (not seen on NATS) is left
+// empty. Callers serialize.
+func (t *lagTrace) add(answered, lag, command, relayed time.Duration) {
+	if t == nil {
+		return
+	}
+	relay := ""
+	if relayed >= 0 {
+		relay = fmt.Sprintf("%.3f", ms(relayed))
+	}
+	fmt.Fprintf(t.w, "%.3f,%.3f,%.3f,%s\n", ms(answered), ms(lag), ms(command), relay)
+}
+
+func (t *lagTrace) close() error {
+	if t == nil {
+		return nil
+	}
+	err := t.w.Flush()
+	if cerr := t.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing the lag trace: %w", err)
+	}
+	return nil
 }
 
 // lagCheckEvery spaces the lag scenario's look-ups: a search costs the
