@@ -211,7 +211,7 @@ func handleBatch(ctx context.Context, p Projector, reg *domain.Registry, payload
 // kept it in memory) is followed by another after a pause, on the consumer
 // created again.
 type batchSubscriber struct {
-	cons     jetstream.Consumer
+	cons     jetstream.Consumer                                // as Run created it
 	consumer func(context.Context) (jetstream.Consumer, error) // creates it again
 	batch    int
 	log      *slog.Logger
@@ -242,66 +242,71 @@ func (s *batchSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *mess
 	go func() {
 		defer s.wg.Done()
 		defer close(out)
-		for ctx.Err() == nil {
-			err := s.consume(ctx, out)
+		cons := s.cons
+		for {
+			err := s.consume(ctx, cons, out)
 			if err == nil || ctx.Err() != nil {
 				return
 			}
 			s.log.Warn("consuming projector messages", "err", err)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-				return
-			case <-s.closed:
+			if s.pause(ctx) {
 				return
 			}
-			cons, err := s.consumer(ctx)
-			if err != nil {
+			if cons, err = s.consumer(ctx); err != nil {
 				s.log.Warn("consuming projector messages", "err", err)
-				continue
 			}
-			s.cons = cons
 		}
 	}()
 	return out, nil
 }
 
-// consume runs one Consume subscription and hands its messages on in
-// batches until ctx ends or the subscriber closes (nil), or the
-// subscription ends on its own (an error): the consumer deleted, which
-// the server reports, or gone, which missed heartbeats and a look at the
-// consumer show. Messages it holds when it stops come again after their
-// ack wait, behind later ones: the projector completes such a batch from
-// the event store (see CompleteBatch).
-func (s *batchSubscriber) consume(ctx context.Context, out chan<- *message.Message) error {
+// pause waits a second before a retry; done is true when ctx ended or the
+// subscriber closed meanwhile.
+func (s *batchSubscriber) pause(ctx context.Context) (done bool) {
+	select {
+	case <-time.After(time.Second):
+		return false
+	case <-ctx.Done():
+		return true
+	case <-s.closed:
+		return true
+	}
+}
+
+// errSubscriptionEnded: a Consume subscription ended on its own.
+var errSubscriptionEnded = errors.New("subscription ended")
+
+// consume runs one Consume subscription of cons (nil: none yet, an error)
+// and hands its messages on in batches until ctx ends or the subscriber
+// closes (nil), or the subscription ends on its own (an error): the
+// consumer deleted, which the server reports, or gone, which missed
+// heartbeats or "no responders" and a look at the consumer show. Messages
+// it holds when it stops come again after their ack wait, behind later
+// ones: the projector completes such a batch from the event store (see
+// CompleteBatch).
+func (s *batchSubscriber) consume(ctx context.Context, cons jetstream.Consumer, out chan<- *message.Message) error {
+	if cons == nil {
+		return errors.New("no consumer")
+	}
 	in := make(chan jetstream.Msg, s.batch)
 	stopping := make(chan struct{})
-	var (
-		mu         sync.Mutex
-		consumeErr error
-	)
-	cons := s.cons
+	look := make(chan struct{}, 1) // the consumer may be gone: look (not in nats.go's goroutine)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case in <- m:
 		case <-stopping:
 		}
 	}, jetstream.PullMaxMessages(s.batch), jetstream.PullExpiry(pullExpiry),
-		jetstream.ConsumeErrHandler(func(cc jetstream.ConsumeContext, err error) {
-			mu.Lock()
-			consumeErr = err
-			mu.Unlock()
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			s.log.Warn("consuming projector messages", "err", err)
 			// A pull to a consumer that no longer exists is answered "no
 			// responders", then heartbeats are missed, and nats.go would
-			// pull again forever: a look at the consumer tells. (A consumer
-			// deleted while a pull waits is reported, and ends the
-			// subscription by itself.)
+			// pull again forever. (A consumer deleted while a pull waits is
+			// reported, and ends the subscription by itself.)
 			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrNoResponders) {
-				ictx, cancel := context.WithTimeout(ctx, pullExpiry)
-				defer cancel()
-				if _, ierr := cons.Info(ictx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
-					cc.Stop()
+				select {
+				case look <- struct{}{}:
+				default:
 				}
 			}
 		}))
@@ -316,14 +321,16 @@ func (s *batchSubscriber) consume(ctx context.Context, out chan<- *message.Messa
 		var first jetstream.Msg
 		select {
 		case first = <-in:
-		case <-cc.Closed():
-			mu.Lock()
-			err := consumeErr
-			mu.Unlock()
-			if err == nil {
-				err = errors.New("no error reported")
+		case <-look:
+			ictx, cancel := context.WithTimeout(ctx, pullExpiry)
+			_, err := cons.Info(ictx)
+			cancel()
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("%w: %w", errSubscriptionEnded, err)
 			}
-			return fmt.Errorf("subscription ended: %w", err)
+			continue
+		case <-cc.Closed():
+			return errSubscriptionEnded
 		case <-ctx.Done():
 			return nil
 		case <-s.closed:
@@ -390,11 +397,7 @@ func (s *batchSubscriber) deliver(ctx context.Context, out chan<- *message.Messa
 			}
 			return false
 		case <-m.Nacked():
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-				return true
-			case <-s.closed:
+			if s.pause(ctx) {
 				return true
 			}
 		case <-ctx.Done():

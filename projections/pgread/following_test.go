@@ -52,8 +52,9 @@ func countedPool(t *testing.T, url string) (*pgxpool.Pool, *atomic.Int32) {
 	return pool, writes
 }
 
-// A batch that follows on from the projector's last commit is one round
-// trip once the connection has its statements prepared. When the
+// A batch that follows on from the projector's last commit (here one that
+// reads no activity name) is one round trip once the connection has its
+// statements prepared. When the
 // checkpoint is not where this process left it, the guard rolls the batch
 // back and the general way takes over: after a crash took commits back it
 // refills them from the store; after another process moved it on, it skips

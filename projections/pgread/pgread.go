@@ -272,9 +272,9 @@ func (db *DB) checkpoint(ctx context.Context, name string) (int64, error) {
 // applyBatch runs apply on the events above the checkpoint in one
 // transaction with the checkpoint update. apply queues its writes in q;
 // they go with the checkpoint's update in one round trip. A batch that
-// follows on from this process's last commit is one round trip
-// (applyFollowing); otherwise four: begin, lock, writes, commit (five
-// when a failed guard came first).
+// follows on from this process's last commit is one round trip, and one
+// more for each activity name it has to read (applyFollowing); otherwise
+// four: begin, lock, writes, commit (five when a failed guard came first).
 //
 // With the store at hand, a batch that lacks events is completed from it
 // first: positions the batch leaves out, and batches PostgreSQL lost after
@@ -301,7 +301,8 @@ func (db *DB) applyBatch(ctx context.Context, name string, events []eventstore.E
 }
 
 // applyFollowing applies a batch that follows on from this process's last
-// commit in one round trip instead of four (once the connection has its
+// commit in one round trip instead of four, plus one for each name an
+// activity row needs that no earlier batch stored (once the connection has its
 // statements prepared: pgx prepares new ones, and again after a failed
 // batch, in an exchange of their own): the checkpoint's guard
 // (rm_checkpoint_at), the writes and the checkpoint's update go in one

@@ -16,7 +16,6 @@ import (
 	"github.com/partnerhub/customers/eventstore/relay"
 	"github.com/partnerhub/customers/internal/testenv"
 	"github.com/partnerhub/customers/projections"
-	"github.com/partnerhub/customers/projections/pgread"
 	"github.com/partnerhub/customers/projections/readtest"
 )
 
@@ -54,20 +53,7 @@ func TestProjectorOverJetStream(t *testing.T) {
 		rctx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- projections.Run(rctx, nc, cfg, live, domain.NewRegistry()) }()
-		for {
-			cp, err := live.Checkpoint(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cp >= until {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("projector stuck at %d, want %d", cp, until)
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
+		waitCheckpoint(ctx, t, live, until, 20*time.Second)
 		stop()
 		if err := <-done; err != nil {
 			t.Fatalf("projector run: %v", err)
@@ -167,10 +153,11 @@ func (h *holding) ApplyBatch(ctx context.Context, events []eventstore.Event) err
 
 // TestProjectorStoppedHoldingMessages stops a projector while it holds
 // messages: a batch being applied and those that streamed in meanwhile,
-// more than the two batches' worth an older consumer setting allowed. They come again only after their ack wait (here
-// far beyond the test's time), behind later ones; the next run must go on
-// at once, complete its batches from the event store and end equal to a
-// fresh rebuild.
+// more than two batches' worth. They come again only after their ack wait
+// (here far beyond the test's time), behind later ones; the next run must
+// go on at once (the consumer lets four batches' worth go unacknowledged),
+// complete its batches from the event store and end equal to a fresh
+// rebuild.
 func TestProjectorStoppedHoldingMessages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
@@ -248,13 +235,8 @@ func TestProjectorConsumerDeleted(t *testing.T) {
 func projectorWithStore(ctx context.Context, t *testing.T) (*nats.Conn, jetstream.JetStream, eventstore.Store, []eventstore.Event, projections.CustomerList, projections.Config) {
 	t.Helper()
 	nc, js, root := jetStreamFor(ctx, t)
-	store := readtest.Store(t)
+	_, store, db := storeBacked(t)
 	readtest.Scenario(t, store)
-	db, err := pgread.Open(ctx, testenv.PostgresSchema(t), pgread.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
 	cfg := projections.Config{Stream: root, Durable: "customer_list", FilterSubject: root + ".>", BatchSize: 2,
 		PoisonSubject: root + "_poison"}
 	return nc, js, store, readtest.All(t, store), db.CustomerList(), cfg

@@ -37,7 +37,8 @@ func TestIndexUpkeepEmptiesPendingLists(t *testing.T) {
 		t.Fatalf("search after: %d items, %v", len(after.Items), err)
 	}
 
-	// The loop runs until its context ends, and reports failures.
+	// The loop runs until its context ends, and reports no failure when
+	// there is none.
 	runCtx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
 	defer cancel()
 	var failures []error
