@@ -51,7 +51,7 @@ type runEnv struct {
 	events      int64
 	rate        float64
 	warmup      time.Duration // lag: paced creates left out of the figures first
-	lagTrace    string        // lag: a CSV of every measured create, "" for none
+	lagTrace    string        // lag: a CSV of the measured creates, "" for none
 	schema      string
 	keep        bool
 	databaseURL string
@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.Int64Var(&env.events, "events", 20000, "events seeded for rebuild")
 	fs.Float64Var(&env.rate, "rate", 1000, "lag: creates per second")
 	fs.DurationVar(&env.warmup, "warmup", 0, "lag: run at --rate for this long first and leave those creates out of the figures (the step from idle to the rate)")
-	fs.StringVar(&env.lagTrace, "lag-trace", "", "lag: write FILE, a CSV row per measured create (when it was answered, its lag, its own latency, when the relay published it), to see when a tail happened")
+	fs.StringVar(&env.lagTrace, "lag-trace", "", "lag: write FILE, a CSV row per measured create whose lag was seen (when it was answered, its lag, its own latency, when the relay published it), to see when a tail happened")
 	fs.BoolVar(&env.idemKeys, "idempotency-keys", true, "send an Idempotency-Key with every POST, as a careful client does")
 	fs.StringVar(&env.profileDir, "cpuprofile-dir", "", "build customerd with pprof and write its CPU profile of each HTTP scenario to DIR/customerd-<scenario>.pprof")
 

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -309,9 +310,14 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 	}
 	defer stopWatch()
 	relayRec := &recorder{}
-	trace, err := newLagTrace(env.lagTrace)
-	if err != nil {
-		return Result{}, err
+	// The trace file is created first, so that a bad path fails before the
+	// run; its rows are kept in memory and written after it.
+	var traceFile *os.File
+	var trace []lagRow
+	if env.lagTrace != "" {
+		if traceFile, err = os.Create(env.lagTrace); err != nil {
+			return Result{}, fmt.Errorf("creating the lag trace: %w", err)
+		}
 	}
 	interval := time.Duration(float64(time.Second) / env.rate)
 	// Enough in flight for the rate at a lag of a second; beyond that the
@@ -335,13 +341,15 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 		if d := time.Until(due); d > 0 {
 			time.Sleep(d)
 		}
+		measured := !due.Before(measureFrom)
 		select {
 		case sem <- struct{}{}:
 		default:
-			late.Add(1) // all slots busy: this create starts late
+			if measured {
+				late.Add(1) // all slots busy: this create starts late
+			}
 			sem <- struct{}{}
 		}
-		measured := !due.Before(measureFrom)
 		wg.Go(func() {
 			defer func() { <-sem }()
 			t0 := time.Now()
@@ -377,13 +385,17 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 				return
 			}
 			lagRec.ok(seen.Sub(answered))
-			trace.add(answered.Sub(measureFrom), seen.Sub(answered), answered.Sub(t0), relayed)
+			if traceFile != nil {
+				trace = append(trace, lagRow{answered.Sub(measureFrom), seen.Sub(answered), answered.Sub(t0), relayed})
+			}
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
-	if err := trace.close(); err != nil {
-		return Result{}, err
+	if traceFile != nil {
+		if err := writeLagTrace(traceFile, trace); err != nil {
+			return Result{}, err
+		}
 	}
 	res := summarize("lag", env.concurrency, elapsed, []*recorder{lagRec})
 	res.Errors += cmdRec.errors
@@ -402,47 +414,28 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 	return res, nil
 }
 
-// lagTrace is the lag scenario's --lag-trace file: a row per measured
-// create, in milliseconds, with the time it was answered counted from the
-// end of the warm-up, so that a tail can be placed in time. Rows come in
-// the order creates finish. A nil lagTrace writes nothing.
-type lagTrace struct {
-	f *os.File
-	w *bufio.Writer
-}
+// lagRow is one row of the lag scenario's --lag-trace file: a create
+// whose lag was seen, with when it was answered counted from the end of
+// the warm-up, so that a tail can be placed in time. relayed < 0: not
+// seen on NATS.
+type lagRow struct{ answered, lag, command, relayed time.Duration }
 
-func newLagTrace(path string) (*lagTrace, error) {
-	if path == "" {
-		return nil, nil
+// writeLagTrace writes rows to f as CSV, in milliseconds, in the order the
+// creates finished, and closes f.
+func writeLagTrace(f *os.File, rows []lagRow) error {
+	w := csv.NewWriter(f)
+	w.Write([]string{"answered_ms", "lag_ms", "command_ms", "relay_ms"})
+	msField := func(d time.Duration) string { return strconv.FormatFloat(ms(d), 'f', 3, 64) }
+	for _, r := range rows {
+		relay := ""
+		if r.relayed >= 0 {
+			relay = msField(r.relayed)
+		}
+		w.Write([]string{msField(r.answered), msField(r.lag), msField(r.command), relay})
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("creating the lag trace: %w", err)
-	}
-	t := &lagTrace{f: f, w: bufio.NewWriter(f)}
-	t.w.WriteString("answered_ms,lag_ms,command_ms,relay_ms\n")
-	return t, nil
-}
-
-// add writes one create's row; relayed < 0 (not seen on NATS) is left
-// empty. Callers serialize.
-func (t *lagTrace) add(answered, lag, command, relayed time.Duration) {
-	if t == nil {
-		return
-	}
-	relay := ""
-	if relayed >= 0 {
-		relay = fmt.Sprintf("%.3f", ms(relayed))
-	}
-	fmt.Fprintf(t.w, "%.3f,%.3f,%.3f,%s\n", ms(answered), ms(lag), ms(command), relay)
-}
-
-func (t *lagTrace) close() error {
-	if t == nil {
-		return nil
-	}
-	err := t.w.Flush()
-	if cerr := t.f.Close(); err == nil {
+	w.Flush()
+	err := w.Error()
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
