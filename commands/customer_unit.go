@@ -58,14 +58,13 @@ func (c *core) onCustomer(ctx context.Context, meta Meta, customerID string, exp
 			s    *stream
 			ts   *stream // nil when the catalog was not read
 		)
+		var err error
 		if assumeNew && u.attempt == 1 && c.maxAttempts > 1 {
 			cust = domain.Customer{ID: customerID}
-			var err error
 			if s, err = u.add(domain.CustomerStream(meta.PartnerID, customerID), customerID); err != nil {
 				return err
 			}
 		} else {
-			var err error
 			if cust, s, err = u.customer(ctx, meta.PartnerID, customerID); err != nil {
 				return err
 			}

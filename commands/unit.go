@@ -22,7 +22,8 @@ type core struct {
 	observe     func(command, outcome string) // WithOutcomes; nil: none
 }
 
-// stream is one loaded stream of a unit and the events decided for it.
+// stream is one stream of a unit, loaded or taken not to exist, and the
+// events decided for it.
 type stream struct {
 	id        string
 	subject   string // event subject: the customer id, or ""
@@ -92,7 +93,7 @@ func (u *unit) load(ctx context.Context, streamID, subject string, fold func(dom
 func (u *unit) add(streamID, subject string) (*stream, error) {
 	for _, s := range u.streams {
 		if s.id == streamID {
-			return nil, fmt.Errorf("loading stream %s: loaded twice in one command", streamID)
+			return nil, fmt.Errorf("stream %s: added twice in one command", streamID)
 		}
 	}
 	s := &stream{id: streamID, subject: subject}

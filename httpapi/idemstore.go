@@ -110,6 +110,17 @@ type idemStatements struct {
 	claim, get, complete, release, purge string
 }
 
+// idemSQL is the statements as written, with $N placeholders.
+func idemSQL() idemStatements {
+	return idemStatements{claim: idemClaim, get: idemSelect, complete: idemComplete, release: idemRelease, purge: idemPurge}
+}
+
+// in returns the statements rewritten for a dialect.
+func (q idemStatements) in(dialect func(string) string) idemStatements {
+	return idemStatements{claim: dialect(q.claim), get: dialect(q.get), complete: dialect(q.complete),
+		release: dialect(q.release), purge: dialect(q.purge)}
+}
+
 // NewPostgresIdempotency creates its table if needed and returns the store,
 // over the given pool (pgx's database/sql adapter shares it).
 func NewPostgresIdempotency(ctx context.Context, pool *pgxpool.Pool) (*SQLIdempotency, error) {
@@ -119,8 +130,9 @@ func NewPostgresIdempotency(ctx context.Context, pool *pgxpool.Pool) (*SQLIdempo
 		}
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	return &SQLIdempotency{db: db, stop: db.Close, sql: idemStatements{claim: idemClaimAsync, get: idemSelect,
-		complete: idemCompleteAsync, release: idemRelease, purge: idemPurge}}, nil
+	q := idemSQL()
+	q.claim, q.complete = idemClaimAsync, idemCompleteAsync
+	return &SQLIdempotency{db: db, stop: db.Close, sql: q}, nil
 }
 
 // OpenSQLiteIdempotency opens (creating if needed) the SQLite file at path
@@ -140,8 +152,7 @@ func OpenSQLiteIdempotency(ctx context.Context, path string) (*SQLIdempotency, e
 	// Every statement here writes, or reads what a claim just wrote: all
 	// of them go through the one write connection.
 	read.Close()
-	return &SQLIdempotency{db: write, stop: write.Close, sql: idemStatements{claim: sqliteSQL(idemClaim), get: sqliteSQL(idemSelect),
-		complete: sqliteSQL(idemComplete), release: sqliteSQL(idemRelease), purge: sqliteSQL(idemPurge)}}, nil
+	return &SQLIdempotency{db: write, stop: write.Close, sql: idemSQL().in(sqliteSQL)}, nil
 }
 
 // Close releases the store's connections (not a pool it was given).

@@ -256,8 +256,7 @@ func (a *App) Handler() http.Handler {
 }
 
 // checks reports each readiness condition: the store answers, NATS is
-// connected, and every background component (relay, projectors, user
-// directory) is running.
+// connected, and every registered background component is running.
 func (a *App) checks(ctx context.Context) (map[string]string, bool) {
 	checks := map[string]string{"store": "ok", "nats": "ok"}
 	ready := true
@@ -315,9 +314,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // Run serves HTTP and runs the background components until ctx ends. Then
 // it stops taking connections, lets requests in flight finish (up to 20 s),
 // and stops the components one by one in the reverse order of AddRunner:
-// the API's helpers, the projectors, the relay. Close then closes NATS and
-// the databases. A component failing, or stopping on its own, stops the
-// whole process.
+// the API's helpers, the index upkeep, the projectors, the relay. Close
+// then closes NATS and the databases. A component failing, or stopping on
+// its own, stops the whole process.
 func (a *App) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           a.Handler(),

@@ -154,7 +154,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, errResync) { // it moved the position past the duplicate
+		if errors.Is(err, errResync) {
 			// A duplicate moved the relay past an event the stream holds
 			// already (republished from a checkpoint behind a stream whose
 			// last message is not the relay's): one per resync, so a
