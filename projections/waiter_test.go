@@ -73,3 +73,37 @@ func TestWaiterReadsCheckpointOnlyWhenQuiet(t *testing.T) {
 		t.Fatalf("%d checkpoint reads by a waiter on a committing projector, want 0", n)
 	}
 }
+
+// A waiter kept past the poll interval by a lagging projector reads no
+// checkpoint at its ticks while the projector commits; once the projector
+// is quiet, a tick reads it.
+func TestWaiterTicksReadOnlyWhenQuiet(t *testing.T) {
+	const every = 200 * time.Millisecond
+	w := NewWaiter(every)
+	var loads atomic.Int32
+	var stored atomic.Int64
+	w.load = func(context.Context, string) (int64, error) { loads.Add(1); return stored.Load(), nil }
+	w.Committed(CustomerListName, 1)
+	done := make(chan error, 1)
+	go func() { done <- w.Wait(context.Background(), CustomerListName, 1000, 10*time.Second) }()
+	// Commits 2 ms apart for five poll intervals, none reaching 1000.
+	for p, end := int64(2), time.Now().Add(5*every); time.Now().Before(end); p++ {
+		time.Sleep(2 * time.Millisecond)
+		w.Committed(CustomerListName, p)
+	}
+	if n := loads.Load(); n != 0 {
+		t.Fatalf("%d checkpoint reads by a waiter on a committing projector, want 0", n)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Wait returned %v before position 1000 was applied", err)
+	default:
+	}
+	stored.Store(1000) // applied by another process: only a read finds it
+	if err := <-done; err != nil {
+		t.Fatalf("Wait for a position only the checkpoint holds: %v", err)
+	}
+	if loads.Load() == 0 {
+		t.Fatal("no checkpoint read once the projector was quiet")
+	}
+}
