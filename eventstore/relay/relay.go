@@ -6,13 +6,15 @@
 // last. The second header makes JetStream reject a message when an earlier
 // one was lost (connection drop mid-window), so the stream is always a
 // gap-free prefix of the log and never reordered. After any error the relay
-// resynchronises: it reads the position of the stream's last message and
+// resynchronises: it reads the position in its own last message in the
+// stream (passing over other writers' messages and deleted ones) and
 // continues from max(checkpoint, that position), so a crash after publishing
 // but before saving the checkpoint republishes nothing. The duplicate window
 // (Options.Duplicates, default 10 minutes) is a second line of defence for
-// other writers and for a stream whose last message was deleted: the relay
-// then starts from its checkpoint (saved every CheckpointEvery), and what it
-// publishes again is dropped as duplicates.
+// a stream whose tail holds none of the relay's messages (purged, or many
+// from other writers): the relay then starts from its checkpoint (saved
+// every CheckpointEvery), and what it publishes again is dropped as
+// duplicates.
 package relay
 
 import (
@@ -157,8 +159,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		if errors.Is(err, errResync) {
 			// A duplicate moved the relay past an event the stream holds
 			// already (republished from a checkpoint behind a stream whose
-			// last message is not the relay's): one per resync, so a
-			// second of such events would take minutes with a back-off
+			// tail holds none of the relay's messages): one per resync, so
+			// a second of such events would take minutes with a back-off
 			// after each.
 			r.opts.Logger.Debug("relay: resynchronising after a duplicate", "err", err, "position", r.position.Load())
 			wait = r.opts.RetryMin
@@ -242,27 +244,34 @@ func (r *Relay) runOnce(ctx context.Context) error {
 	return err
 }
 
-// tailPosition is the log position in the stream's last message, 0 when the
-// stream is empty or the message is not a relay envelope.
+// tailLookBack bounds how far back from the stream's last message
+// tailPosition looks for the relay's own: past it, the relay starts from its
+// checkpoint and what it publishes again is dropped as duplicates.
+const tailLookBack = 64
+
+// tailPosition is the log position in the relay's last message in the
+// stream, 0 when the stream is empty or holds none of the relay's envelopes
+// among its last tailLookBack messages. Messages of other writers and
+// deleted ones are passed over: starting behind them from the checkpoint,
+// every republished event was a duplicate, and each cost a resync.
 func (r *Relay) tailPosition(ctx context.Context, stream jetstream.Stream, lastSeq uint64) (int64, error) {
-	if lastSeq == 0 {
-		return 0, nil
+	for seq := lastSeq; seq > 0 && lastSeq-seq < tailLookBack; seq-- {
+		msg, err := stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted or purged
+		}
+		if err != nil {
+			return 0, fmt.Errorf("relay: reading stream message %d: %w", seq, err)
+		}
+		var env struct {
+			Position int64 `json:"position"`
+		}
+		if json.Unmarshal(msg.Data, &env) == nil && env.Position > 0 {
+			return env.Position, nil
+		}
+		r.opts.Logger.Debug("relay: stream message is not an envelope", "seq", seq, "subject", msg.Subject)
 	}
-	msg, err := stream.GetMsg(ctx, lastSeq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil // deleted or purged: the checkpoint and msg ids cover it
-	}
-	if err != nil {
-		return 0, fmt.Errorf("relay: reading stream's last message %d: %w", lastSeq, err)
-	}
-	var env struct {
-		Position int64 `json:"position"`
-	}
-	if err := json.Unmarshal(msg.Data, &env); err != nil {
-		r.opts.Logger.Warn("relay: stream's last message is not an envelope", "seq", lastSeq, "subject", msg.Subject)
-		return 0, nil
-	}
-	return env.Position, nil
+	return 0, nil
 }
 
 // publish sends events asynchronously and waits for every ack in order, so

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -132,6 +133,9 @@ func streamContents(t *testing.T, nc *nats.Conn, name string) []*jetstream.RawSt
 	var out []*jetstream.RawStreamMsg
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
 		if err != nil {
 			t.Fatalf("reading message %d: %v", seq, err)
 		}
@@ -400,10 +404,11 @@ func TestCheckpointSavesAreSpaced(t *testing.T) {
 	}
 }
 
-// After a crash (no save on the way out), with a stream whose last message
-// is not the relay's, the relay starts from its checkpoint, a while behind,
-// and publishes those events again: JetStream drops them as duplicates, and
-// the relay gets past them at once rather than after a back-off each.
+// After a crash (no save on the way out), with a stream whose tail holds
+// other writers' messages and none of the relay's, the relay starts from its
+// checkpoint, a while behind, and publishes those events again: JetStream
+// drops them as duplicates, and the relay gets past them at once rather
+// than after a back-off each.
 func TestRepublishedDuplicatesPassQuickly(t *testing.T) {
 	ctx := context.Background()
 	nc, opts := sharedNATS(t)
@@ -413,14 +418,9 @@ func TestRepublishedDuplicatesPassQuickly(t *testing.T) {
 	r := start(t, s, nc, opts)
 	waitPosition(t, r.r, 20)
 	r.stop()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Another writer's message is now the stream's last.
-	if _, err := js.Publish(ctx, opts.SubjectRoot+".other.note", []byte("not an envelope")); err != nil {
-		t.Fatal(err)
-	}
+	// More of another writer's messages than the relay looks back through.
+	const others = 100
+	publishOthers(t, nc, opts, others)
 	if err := s.SaveCheckpoint(ctx, "relay", 8); err != nil { // the crash's older checkpoint
 		t.Fatal(err)
 	}
@@ -433,12 +433,85 @@ func TestRepublishedDuplicatesPassQuickly(t *testing.T) {
 		t.Errorf("relay took %v to pass 12 republished events (a back-off after each?)", d.Round(time.Millisecond))
 	}
 	msgs := streamContents(t, nc, opts.Stream)
-	if len(msgs) != 22 { // 20 events, the other writer's message, the new event
-		t.Fatalf("stream holds %d messages, want 22 (duplicates dropped)", len(msgs))
+	if len(msgs) != 20+others+1 { // 20 events, the other writer's messages, the new event
+		t.Fatalf("stream holds %d messages, want %d (duplicates dropped)", len(msgs), 20+others+1)
 	}
 	var env relay.Envelope
-	if err := json.Unmarshal(msgs[21].Data, &env); err != nil || env.Position != 21 {
-		t.Fatalf("last message %s (%v), want the event at position 21", msgs[21].Data, err)
+	if err := json.Unmarshal(msgs[len(msgs)-1].Data, &env); err != nil || env.Position != 21 {
+		t.Fatalf("last message %s (%v), want the event at position 21", msgs[len(msgs)-1].Data, err)
+	}
+}
+
+// After a crash, with a few of another writer's messages after the relay's
+// last, one of them deleted, the relay finds its own last message behind
+// them and publishes nothing a second time.
+func TestRestartPassesOtherWritersMessages(t *testing.T) {
+	ctx := context.Background()
+	nc, opts := sharedNATS(t)
+	s := newMemStore()
+	appendEvents(t, ctx, s, "p1", []string{"c1", "c2"}, 10)
+	r := start(t, s, nc, opts)
+	waitPosition(t, r.r, 20)
+	r.stop()
+	publishOthers(t, nc, opts, 3)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, opts.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteMsg(ctx, 23); err != nil { // the stream's last
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(ctx, "relay", 8); err != nil { // the crash's older checkpoint
+		t.Fatal(err)
+	}
+	// Every publish reaches a plain subscriber, duplicates too.
+	var again atomic.Int32
+	sub, err := nc.Subscribe(opts.SubjectRoot+".>", func(m *nats.Msg) {
+		var env relay.Envelope
+		if json.Unmarshal(m.Data, &env) == nil && env.Position > 0 && env.Position <= 20 {
+			again.Add(1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	appendEvents(t, ctx, s, "p1", []string{"c3"}, 1)
+	r = start(t, s, nc, opts)
+	waitPosition(t, r.r, 21)
+	r.stop()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := again.Load(); n != 0 {
+		t.Errorf("relay published events at positions 1-20 again %d times, want none", n)
+	}
+	msgs := streamContents(t, nc, opts.Stream)
+	if len(msgs) != 23 { // 20 events, two of the other writer's messages, the new event
+		t.Fatalf("stream holds %d messages, want 23", len(msgs))
+	}
+	var env relay.Envelope
+	if err := json.Unmarshal(msgs[22].Data, &env); err != nil || env.Position != 21 {
+		t.Fatalf("last message %s (%v), want the event at position 21", msgs[22].Data, err)
+	}
+}
+
+// publishOthers publishes n messages of another writer into the relay's
+// stream.
+func publishOthers(t *testing.T, nc *nats.Conn, opts relay.Options, n int) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := js.Publish(context.Background(), opts.SubjectRoot+".other.note", fmt.Appendf(nil, "not an envelope %d", i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
