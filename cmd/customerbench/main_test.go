@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,6 +107,37 @@ func TestEveryScenarioAgainstAnEmbeddedCustomerd(t *testing.T) {
 		t.Errorf("an export of 40+ customers has %v bytes", lines["export"]["bytes_per_export"])
 	}
 	checkLagTrace(t, trace, lines["lag"]["ops"])
+	if runtime.GOOS == "linux" {
+		if b, ok := lines["lag"]["machine_cpu_busy_pct"].(float64); !ok || b <= 0 || b > 100 {
+			t.Errorf("lag: machine_cpu_busy_pct = %v, want a share of the machine above 0 and at most 100", lines["lag"]["machine_cpu_busy_pct"])
+		}
+	}
+}
+
+// The machine's busy share counts user, nice, system, irq, softirq and
+// steal time, and leaves out idle, iowait and the guest columns (already
+// in user and nice).
+func TestBusyPercentFromProcStat(t *testing.T) {
+	from, err := parseCPUTimes([]byte("cpu  100 0 50 800 40 5 5 0 7 0\ncpu0 50 0 25 400 20 2 3 0 0 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from != (cpuTimes{busy: 160, total: 1000}) {
+		t.Fatalf("parsed %+v, want busy 160 of 1000", from)
+	}
+	// 300 ticks later: 150 busy (one of two CPUs), 100 idle, 50 iowait.
+	to, err := parseCPUTimes([]byte("cpu  200 0 90 900 90 5 10 5 9 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := busyPercent(from, to); got != 50 {
+		t.Errorf("busy share = %v%%, want 50", got)
+	}
+	for _, bad := range []string{"", "intr 1 2 3\n", "cpu  1 2 x 4 5\n", "cpu 1 2\n"} {
+		if _, err := parseCPUTimes([]byte(bad)); err == nil {
+			t.Errorf("parseCPUTimes(%q) gave no error", bad)
+		}
+	}
 }
 
 // checkLagTrace reads a --lag-trace file: its header, then a row for each

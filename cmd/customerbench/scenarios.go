@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -333,6 +334,11 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 	// only their errors count.
 	measureFrom := start.Add(env.warmup)
 	deadline := measureFrom.Add(env.duration)
+	// The machine's CPU over the measured creates: at 100% busy, the lag
+	// is queueing for a core, whatever the code.
+	var cpuFrom cpuTimes
+	var cpuErr error
+	cpuRead := false
 	for i := 0; ; i++ {
 		due := start.Add(time.Duration(i) * interval)
 		if !due.Before(deadline) || ctx.Err() != nil {
@@ -342,6 +348,10 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 			time.Sleep(d)
 		}
 		measured := !due.Before(measureFrom)
+		if measured && !cpuRead {
+			cpuFrom, cpuErr = readCPUTimes()
+			cpuRead = true
+		}
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -392,6 +402,8 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
+	cpuTo, err := readCPUTimes()
+	cpuRead = cpuRead && cpuErr == nil && err == nil
 	if traceFile != nil {
 		if err := writeLagTrace(traceFile, trace); err != nil {
 			return Result{}, err
@@ -406,6 +418,9 @@ func scenarioLag(ctx context.Context, env *runEnv) (Result, error) {
 	res.Extra["command_p50_ms"] = ms(cmd.P50)
 	res.Extra["command_p99_ms"] = ms(cmd.P99)
 	res.Extra["late_starts"] = late.Load()
+	if cpuRead {
+		res.Extra["machine_cpu_busy_pct"] = math.Round(busyPercent(cpuFrom, cpuTo)*10) / 10
+	}
 	if relayRec.ops > 0 {
 		rl := summarize("lag-relay", 0, elapsed, []*recorder{relayRec})
 		res.Extra["relay_p50_ms"] = ms(rl.P50)
