@@ -99,7 +99,8 @@ const claimAttempts = 3
 type SQLIdempotency struct {
 	db   *sql.DB
 	sql  idemStatements
-	stop func() error // what Close releases
+	pipe *idemPipeline // PostgreSQL: claims and answers go through it
+	stop func() error  // what Close releases
 }
 
 // idemStatements are the store's statements in one dialect, made once
@@ -132,7 +133,12 @@ func NewPostgresIdempotency(ctx context.Context, pool *pgxpool.Pool) (*SQLIdempo
 	db := stdlib.OpenDBFromPool(pool)
 	q := idemSQL()
 	q.claim, q.complete = idemClaimAsync, idemCompleteAsync
-	return &SQLIdempotency{db: db, stop: db.Close, sql: q}, nil
+	pipe := newIdemPipeline(pool)
+	stop := func() error {
+		pipe.close()
+		return db.Close()
+	}
+	return &SQLIdempotency{db: db, pipe: pipe, stop: stop, sql: q}, nil
 }
 
 // OpenSQLiteIdempotency opens (creating if needed) the SQLite file at path
@@ -160,13 +166,12 @@ func (s *SQLIdempotency) Close() error { return s.stop() }
 
 func (s *SQLIdempotency) Claim(ctx context.Context, partnerID, key string, fp []byte, now, lockUntil, expiresAt time.Time) (*IdempotencyRecord, error) {
 	for range claimAttempts {
-		var got string
-		err := s.db.QueryRowContext(ctx, s.sql.claim, partnerID, key, fp, []byte{}, lockUntil.UnixNano(), expiresAt.UnixNano(), now.UnixNano()).Scan(&got)
-		if err == nil {
-			return nil, nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		claimed, err := s.claim(ctx, partnerID, key, fp, now, lockUntil, expiresAt)
+		if err != nil {
 			return nil, fmt.Errorf("inserting the idempotency record: %w", err)
+		}
+		if claimed {
+			return nil, nil
 		}
 		var (
 			rfp       []byte
@@ -187,6 +192,21 @@ func (s *SQLIdempotency) Claim(ctx context.Context, partnerID, key string, fp []
 	return nil, errors.New("the idempotency record keeps vanishing")
 }
 
+// claim inserts the record, or takes over a lapsed one, and reports
+// whether the key is now the caller's.
+func (s *SQLIdempotency) claim(ctx context.Context, partnerID, key string, fp []byte, now, lockUntil, expiresAt time.Time) (bool, error) {
+	args := []any{partnerID, key, fp, []byte{}, lockUntil.UnixNano(), expiresAt.UnixNano(), now.UnixNano()}
+	if s.pipe != nil {
+		return s.pipe.do(ctx, s.sql.claim, true, args...)
+	}
+	var got string
+	err := s.db.QueryRowContext(ctx, s.sql.claim, args...).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (s *SQLIdempotency) Complete(ctx context.Context, partnerID, key string, fp []byte, rec IdempotencyRecord) error {
 	h, err := encodeHeader(rec.Header)
 	if err != nil {
@@ -195,7 +215,12 @@ func (s *SQLIdempotency) Complete(ctx context.Context, partnerID, key string, fp
 	if rec.Body == nil {
 		rec.Body = []byte{}
 	}
-	if _, err := s.db.ExecContext(ctx, s.sql.complete, partnerID, key, fp, rec.Status, h, rec.Body); err != nil {
+	if s.pipe != nil {
+		_, err = s.pipe.do(ctx, s.sql.complete, false, partnerID, key, fp, rec.Status, h, rec.Body)
+	} else {
+		_, err = s.db.ExecContext(ctx, s.sql.complete, partnerID, key, fp, rec.Status, h, rec.Body)
+	}
+	if err != nil {
 		return fmt.Errorf("storing idempotent answer: %w", err)
 	}
 	return nil
