@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/partnerhub/customers/domain"
 	"github.com/partnerhub/customers/eventstore"
@@ -52,9 +53,16 @@ func unauthorized(detail string) *apiError {
 }
 
 // Directory is the user directory built from the event store's user.created
-// events. It is kept current by Run, and a lookup that misses first catches
-// up to the store's head, so a token created a moment ago works at once.
+// events. A lookup that misses first catches up to the store's head, so a
+// token created a moment ago works at once; Run catches up now and then
+// besides, so that a miss has little of the log to read.
 type Directory struct {
+	// Refresh is how often Run catches up (default a second).
+	Refresh time.Duration
+	// OnError, if set, sees Run's failed catch-ups; Run goes on, and the
+	// lookups report their own.
+	OnError func(error)
+
 	store eventstore.Store
 	reg   *domain.Registry
 
@@ -101,21 +109,30 @@ func (d *Directory) Load(ctx context.Context) error {
 	}
 }
 
-// Run follows the store from the directory's position until ctx ends.
+// Run catches up with the store every Refresh until ctx ends. It does not
+// follow every append: it read the whole log for the few user.created
+// events in it, as many reads as the relay's, on a path that finds a new
+// user at its first request anyway.
 func (d *Directory) Run(ctx context.Context) error {
 	if err := d.Load(ctx); err != nil {
 		return err
 	}
-	d.mu.RLock()
-	from := d.pos
-	d.mu.RUnlock()
-	err := d.store.Subscribe(ctx, from, func(_ context.Context, batch []eventstore.Event) error {
-		return d.apply(batch)
-	})
-	if ctx.Err() != nil {
-		return nil
+	every := d.Refresh
+	if every <= 0 {
+		every = time.Second
 	}
-	return fmt.Errorf("following users in the event store: %w", err)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := d.Load(ctx); err != nil && ctx.Err() == nil && d.OnError != nil {
+			d.OnError(err)
+		}
+	}
 }
 
 func (d *Directory) advance(pos int64) {

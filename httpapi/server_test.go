@@ -7,10 +7,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/partnerhub/customers/domain"
+	"github.com/partnerhub/customers/eventstore"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -302,17 +304,31 @@ func TestUserCreatedTokenWorksAtOnce(t *testing.T) {
 	}
 }
 
-func TestDirectoryFollowsStore(t *testing.T) {
+// Run catches up now and then: a user added to the store (by customerctl,
+// say) is in the directory before any request asks for it.
+func TestDirectoryCatchesUpWithStore(t *testing.T) {
 	env := newSharedEnv(t)
+	store := &headCounter{Store: env.store}
+	dir := NewDirectory(store)
+	dir.Refresh = 20 * time.Millisecond
+	var runErrs []error
+	dir.OnError = func(err error) { runErrs = append(runErrs, err) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- env.dir.Run(ctx) }()
+	go func() { done <- dir.Run(ctx) }()
+	// The user comes after Run's first catch-up has begun (each reads the
+	// head first), so only a later one can find it.
+	for start := time.Now(); store.heads.Load() < 2; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("Run did not catch up a second time")
+		}
+	}
 	if _, err := addUser(ctx, env.store, domain.NewRegistry(), partnerB, "u-new", "x@b", domain.RoleSalesAgent, "followed"); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if p, ok := env.dir.lookup(TokenHash("followed")); ok {
+		if p, ok := dir.lookup(TokenHash("followed")); ok {
 			if p.PartnerID != partnerB || p.Role != domain.RoleSalesAgent || p.Email != "x@b" || p.UserID != "u-new" {
 				t.Fatalf("principal %+v", p)
 			}
@@ -327,9 +343,23 @@ func TestDirectoryFollowsStore(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if _, ok, err := env.dir.UserByToken(context.Background(), "never-issued"); ok || err != nil {
+	if len(runErrs) > 0 {
+		t.Errorf("Run's catch-ups failed: %v", runErrs)
+	}
+	if _, ok, err := dir.UserByToken(context.Background(), "never-issued"); ok || err != nil {
 		t.Fatalf("unknown token: %v %v", ok, err)
 	}
+}
+
+// headCounter counts a store's Head calls.
+type headCounter struct {
+	eventstore.Store
+	heads atomic.Int32
+}
+
+func (h *headCounter) Head(ctx context.Context) (int64, error) {
+	h.heads.Add(1)
+	return h.Store.Head(ctx)
 }
 
 func TestCustomersCSV(t *testing.T) {

@@ -161,6 +161,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	}
 
 	users := httpapi.NewDirectory(a.Store)
+	users.OnError = func(err error) { log.Warn("user directory: catching up", "err", err) }
 	write := httpapi.WriteSide{C: a.Commands}
 	read := httpapi.ReadSide{List: db.list, Log: db.log}
 	srv, err := httpapi.New(httpapi.Config{
