@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/partnerhub/customers/internal/pgpipe"
 	"github.com/partnerhub/customers/internal/sqlitefile"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // the embedded store's SQL driver
@@ -99,8 +101,8 @@ const claimAttempts = 3
 type SQLIdempotency struct {
 	db   *sql.DB
 	sql  idemStatements
-	pipe *idemPipeline // PostgreSQL: claims and answers go through it
-	stop func() error  // what Close releases
+	pipe *pgpipe.Pipe // PostgreSQL: claims and answers go through it
+	stop func() error // what Close releases
 }
 
 // idemStatements are the store's statements in one dialect, made once
@@ -133,9 +135,13 @@ func NewPostgresIdempotency(ctx context.Context, pool *pgxpool.Pool) (*SQLIdempo
 	db := stdlib.OpenDBFromPool(pool)
 	q := idemSQL()
 	q.claim, q.complete = idemClaimAsync, idemCompleteAsync
-	pipe := newIdemPipeline(pool)
+	// A POST with an Idempotency-Key made three round trips (claim,
+	// append, answer): at 1,000 creates/s the claims and answers were two
+	// of every five round trips customerd made. Through a pipe, those that
+	// queue together go in one.
+	pipe := pgpipe.New(pool, pgpipe.Options{})
 	stop := func() error {
-		pipe.close()
+		pipe.Close()
 		return db.Close()
 	}
 	return &SQLIdempotency{db: db, pipe: pipe, stop: stop, sql: q}, nil
@@ -197,7 +203,12 @@ func (s *SQLIdempotency) Claim(ctx context.Context, partnerID, key string, fp []
 func (s *SQLIdempotency) claim(ctx context.Context, partnerID, key string, fp []byte, now, lockUntil, expiresAt time.Time) (bool, error) {
 	args := []any{partnerID, key, fp, []byte{}, lockUntil.UnixNano(), expiresAt.UnixNano(), now.UnixNano()}
 	if s.pipe != nil {
-		return s.pipe.do(ctx, s.sql.claim, true, args...)
+		claimed := false
+		err := s.pipe.Do(ctx, func(rows pgx.Rows) error {
+			claimed = rows.Next()
+			return nil
+		}, s.sql.claim, args...)
+		return claimed && err == nil, err
 	}
 	var got string
 	err := s.db.QueryRowContext(ctx, s.sql.claim, args...).Scan(&got)
@@ -216,7 +227,7 @@ func (s *SQLIdempotency) Complete(ctx context.Context, partnerID, key string, fp
 		rec.Body = []byte{}
 	}
 	if s.pipe != nil {
-		_, err = s.pipe.do(ctx, s.sql.complete, false, partnerID, key, fp, rec.Status, h, rec.Body)
+		err = s.pipe.Do(ctx, nil, s.sql.complete, partnerID, key, fp, rec.Status, h, rec.Body)
 	} else {
 		_, err = s.db.ExecContext(ctx, s.sql.complete, partnerID, key, fp, rec.Status, h, rec.Body)
 	}

@@ -1,4 +1,4 @@
-package httpapi
+package pgpipe
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/partnerhub/customers/internal/testenv"
 )
@@ -50,31 +52,41 @@ func pipedXIDs(t *testing.T, pool *pgxpool.Pool) map[string]string {
 	return got
 }
 
-func newOp(ctx context.Context, sql string, query bool, args ...any) *idemOp {
-	return &idemOp{ctx: ctx, sql: sql, args: args, query: query, finished: make(chan struct{})}
+// insertOp is an op of pipedInsert whose row, when one comes back, sets
+// *returned.
+func insertOp(ctx context.Context, k string, returned *bool) *op {
+	return newOp(ctx, func(rows pgx.Rows) error {
+		*returned = rows.Next()
+		return nil
+	}, pipedInsert, k)
 }
 
-// The ops of one pipeline commit together, in one transaction, and each
-// claim learns whether its row came back.
-func TestIdemPipelineIsOneTransaction(t *testing.T) {
+func newOp(ctx context.Context, read func(pgx.Rows) error, sql string, args ...any) *op {
+	return &op{ctx: ctx, sql: sql, args: args, read: read, finished: make(chan struct{})}
+}
+
+// The statements of one pipeline commit together, in one transaction, and
+// each reads its own rows.
+func TestPipelineIsOneTransaction(t *testing.T) {
 	pool := pipelineTable(t)
-	p := newIdemPipeline(pool)
-	defer p.close()
+	p := New(pool, Options{})
+	defer p.Close()
 	ctx := context.Background()
-	ops := []*idemOp{
-		newOp(ctx, pipedInsert, true, "a"),
-		newOp(ctx, pipedInsert, true, "a"), // the same key: already there
-		newOp(ctx, `UPDATE piped SET k = 'b' WHERE k = $1`, false, "a"),
+	var first, second bool
+	ops := []*op{
+		insertOp(ctx, "a", &first),
+		insertOp(ctx, "a", &second), // the same key: already there
+		newOp(ctx, nil, `UPDATE piped SET k = 'b' WHERE k = $1`, "a"),
 	}
 	p.send(ops)
-	for i, op := range ops {
-		<-op.finished
-		if op.err != nil {
-			t.Fatalf("op %d: %v", i, op.err)
+	for i, o := range ops {
+		<-o.finished
+		if o.err != nil {
+			t.Fatalf("op %d: %v", i, o.err)
 		}
 	}
-	if !ops[0].returned || ops[1].returned {
-		t.Errorf("returned = %v, %v; want the first insert's row only", ops[0].returned, ops[1].returned)
+	if !first || second {
+		t.Errorf("returned = %v, %v; want the first insert's row only", first, second)
 	}
 	got := pipedXIDs(t, pool)
 	if len(got) != 1 || got["b"] == "" {
@@ -85,26 +97,28 @@ func TestIdemPipelineIsOneTransaction(t *testing.T) {
 // A statement error rolls the pipeline back; its ops then run one by one,
 // so only the failing one fails, and the others commit (each in its own
 // transaction).
-func TestIdemPipelineStatementErrorFailsOnlyItsOp(t *testing.T) {
+func TestPipelineStatementErrorFailsOnlyItsOp(t *testing.T) {
 	pool := pipelineTable(t)
-	p := newIdemPipeline(pool)
-	defer p.close()
+	p := New(pool, Options{})
+	defer p.Close()
 	ctx := context.Background()
-	ops := []*idemOp{
-		newOp(ctx, pipedInsert, true, "before"),
-		newOp(ctx, `SELECT 1/0`, false),
-		newOp(ctx, pipedInsert, true, "after"),
+	returned := make([]bool, 3)
+	ops := []*op{
+		insertOp(ctx, "before", &returned[0]),
+		newOp(ctx, nil, `SELECT 1/0`),
+		insertOp(ctx, "after", &returned[2]),
 	}
 	p.send(ops)
-	for _, op := range ops {
-		<-op.finished
+	for _, o := range ops {
+		<-o.finished
 	}
-	if ops[1].err == nil || !strings.Contains(ops[1].err.Error(), "division by zero") {
+	var pgErr *pgconn.PgError
+	if !errors.As(ops[1].err, &pgErr) || pgErr.Code != "22012" {
 		t.Errorf("failing op's error = %v, want division by zero", ops[1].err)
 	}
 	for _, i := range []int{0, 2} {
-		if ops[i].err != nil || !ops[i].returned {
-			t.Errorf("op %d: returned %v, err %v; want its row", i, ops[i].returned, ops[i].err)
+		if ops[i].err != nil || !returned[i] {
+			t.Errorf("op %d: returned %v, err %v; want its row", i, returned[i], ops[i].err)
 		}
 	}
 	got := pipedXIDs(t, pool)
@@ -115,10 +129,10 @@ func TestIdemPipelineStatementErrorFailsOnlyItsOp(t *testing.T) {
 
 // Concurrent callers share pipelines: each gets its own outcome, and under
 // load fewer pipelines go out than ops.
-func TestIdemPipelineConcurrentCallers(t *testing.T) {
+func TestPipelineConcurrentCallers(t *testing.T) {
 	pool := pipelineTable(t)
-	p := newIdemPipeline(pool)
-	defer p.close()
+	p := New(pool, Options{})
+	defer p.Close()
 	const callers, each = 16, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, callers*each)
@@ -128,7 +142,11 @@ func TestIdemPipelineConcurrentCallers(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				k := string(rune('A'+c)) + strings.Repeat("x", i)
-				took, err := p.do(context.Background(), pipedInsert, true, k)
+				took := false
+				err := p.Do(context.Background(), func(rows pgx.Rows) error {
+					took = rows.Next()
+					return nil
+				}, pipedInsert, k)
 				if err == nil && !took {
 					err = errors.New("a fresh key's insert returned no row: " + k)
 				}
@@ -159,26 +177,27 @@ func TestIdemPipelineConcurrentCallers(t *testing.T) {
 
 // A caller that gave up is left out of the pipeline; after close, queued
 // and new ops fail without reaching the database.
-func TestIdemPipelineCancelledAndClosed(t *testing.T) {
+func TestPipelineCancelledAndClosed(t *testing.T) {
 	pool := pipelineTable(t)
-	p := newIdemPipeline(pool)
+	p := New(pool, Options{})
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	op := newOp(gone, pipedInsert, true, "gone")
-	p.send([]*idemOp{op})
-	<-op.finished
-	if !errors.Is(op.err, context.Canceled) {
-		t.Errorf("a cancelled caller's op: %v, want context.Canceled", op.err)
+	var returned bool
+	o := insertOp(gone, "gone", &returned)
+	p.send([]*op{o})
+	<-o.finished
+	if !errors.Is(o.err, context.Canceled) {
+		t.Errorf("a cancelled caller's op: %v, want context.Canceled", o.err)
 	}
-	if _, err := p.do(gone, pipedInsert, true, "gone"); !errors.Is(err, context.Canceled) {
-		t.Errorf("do with a cancelled context: %v", err)
+	if err := p.Do(gone, nil, pipedInsert, "gone"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Do with a cancelled context: %v", err)
 	}
 
-	p.close()
+	p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := p.do(ctx, pipedInsert, true, "late"); !errors.Is(err, errIdemClosed) {
-		t.Errorf("do after close: %v, want errIdemClosed", err)
+	if err := p.Do(ctx, nil, pipedInsert, "late"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Do after Close: %v, want ErrClosed", err)
 	}
 	if got := pipedXIDs(t, pool); len(got) != 0 {
 		t.Errorf("rows %v, want none", got)
