@@ -63,7 +63,9 @@ const (
 	// it is when the database is cut between append and answer (README,
 	// Known limits): a client that did not get it is answered "in
 	// progress" for a minute, then its retry runs the command again.
-	// set_config(..., true) lasts until the statement's own commit.
+	// set_config(..., true) lasts until the transaction's commit: the
+	// statement's own, or its pipeline's (see NewPostgresIdempotency),
+	// whose statements all commit this way.
 	idemAsync         = ` FROM set_config('synchronous_commit', 'off', true) AS async`
 	idemClaimAsync    = idemInsert + `SELECT $1::text, $2::text, $3::bytea, false, 0, '', $4::bytea, $5::bigint, $6::bigint` + idemAsync + idemConflict
 	idemCompleteAsync = idemSet + idemAsync + idemSetWhere
@@ -204,11 +206,13 @@ func (s *SQLIdempotency) claim(ctx context.Context, partnerID, key string, fp []
 	args := []any{partnerID, key, fp, []byte{}, lockUntil.UnixNano(), expiresAt.UnixNano(), now.UnixNano()}
 	if s.pipe != nil {
 		claimed := false
-		err := s.pipe.Do(ctx, func(rows pgx.Rows) error {
+		if err := s.pipe.Do(ctx, func(rows pgx.Rows) error {
 			claimed = rows.Next()
 			return nil
-		}, s.sql.claim, args...)
-		return claimed && err == nil, err
+		}, s.sql.claim, args...); err != nil {
+			return false, err
+		}
+		return claimed, nil
 	}
 	var got string
 	err := s.db.QueryRowContext(ctx, s.sql.claim, args...).Scan(&got)

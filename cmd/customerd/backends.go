@@ -52,9 +52,14 @@ func (a *App) openBackends(ctx context.Context, reg *domain.Registry, onCommit f
 				a.log.Warn("index upkeep failed; trying again", "component", "index upkeep", "err", err, "every", pgread.DefaultUpkeepEvery)
 			})
 		})
-		if b.idempotency, err = httpapi.NewPostgresIdempotency(ctx, store.Pool()); err != nil {
+		idem, err := httpapi.NewPostgresIdempotency(ctx, store.Pool())
+		if err != nil {
 			return b, fmt.Errorf("opening the PostgreSQL idempotency store: %w", err)
 		}
+		// Closed before the store's pool (closers run backwards): its
+		// pipeline's last statements need it.
+		a.closers = append(a.closers, idem.Close)
+		b.idempotency = idem
 		return b, nil
 	}
 

@@ -11,7 +11,13 @@
 //
 // PostgreSQL runs a pipeline as one transaction, so one statement's error
 // rolls back the others: after a statement error, the pipeline's
-// statements run again one by one, each getting its own outcome.
+// statements run again one by one, each getting its own outcome. The
+// transaction is shared in every other way too: a setting made with
+// set_config(..., true) or SET LOCAL, and a row lock, last until the whole
+// pipeline commits, so a Pipe is for statements that can share them (the
+// idempotency store's, which all commit asynchronously). When the
+// connection fails, every statement of the pipeline gets the error,
+// although the commit may have happened, as with a statement sent alone.
 package pgpipe
 
 import (
@@ -19,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,8 +70,23 @@ type op struct {
 	sql      string
 	args     []any
 	read     func(pgx.Rows) error
+	state    atomic.Int32 // queued, then taken by a worker or abandoned by its caller
 	err      error
 	finished chan struct{}
+}
+
+// An op's states: a caller whose context ends abandons a queued op, and
+// the worker passes over it; once a worker has taken it, the caller waits
+// for its outcome, so that what committed is known (a claim the caller
+// does not hear of would hold its key until its lock lapses).
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
+func newOp(ctx context.Context, read func(pgx.Rows) error, sql string, args ...any) *op {
+	return &op{ctx: ctx, sql: sql, args: args, read: read, finished: make(chan struct{})}
 }
 
 // New starts the workers; Close stops them.
@@ -86,8 +108,8 @@ func New(pool *pgxpool.Pool, opts Options) *Pipe {
 	return p
 }
 
-// Close stops the workers after the pipelines out; statements still
-// queued, and later calls of Do, fail with ErrClosed.
+// Close waits for the pipelines out and stops the workers; statements
+// still queued, and later calls of Do, fail with ErrClosed.
 func (p *Pipe) Close() {
 	// Once closed is set nothing is queued, so the workers' last drain
 	// answers everything that was.
@@ -98,13 +120,15 @@ func (p *Pipe) Close() {
 	p.wg.Wait()
 }
 
-// Do runs sql in the next pipeline and waits for its commit, or for ctx.
-// read, if not nil, reads the statement's rows; it runs on a worker, may
-// run more than once (a pipeline rolled back runs its statements again one
-// by one), and what it read counts only when Do returns nil. A nil read
-// discards the rows.
+// Do runs sql in the next pipeline and waits for its commit. It gives up
+// when ctx ends before a worker has taken the statement; once one has, it
+// waits for the outcome (at most Options.Timeout a pipeline). read, if not
+// nil, reads the statement's rows; it runs on a worker, may run more than
+// once (a pipeline rolled back runs its statements again one by one), and
+// what it read counts only when Do returns nil. A nil read discards the
+// rows.
 func (p *Pipe) Do(ctx context.Context, read func(pgx.Rows) error, sql string, args ...any) error {
-	o := &op{ctx: ctx, sql: sql, args: args, read: read, finished: make(chan struct{})}
+	o := newOp(ctx, read, sql, args...)
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
@@ -121,9 +145,11 @@ func (p *Pipe) Do(ctx context.Context, read func(pgx.Rows) error, sql string, ar
 	case <-o.finished:
 		return o.err
 	case <-ctx.Done():
-		// The statement may still run, as one cut short through the
-		// pool may have.
-		return ctx.Err()
+		if o.state.CompareAndSwap(queued, abandoned) {
+			return ctx.Err()
+		}
+		<-o.finished
+		return o.err
 	}
 }
 
@@ -147,6 +173,14 @@ func (p *Pipe) run() {
 				break fill
 			}
 		}
+		if p.ctx.Err() != nil { // closed meanwhile: nothing more goes out
+			for _, o := range batch {
+				o.err = ErrClosed
+				close(o.finished)
+			}
+			p.failQueued()
+			return
+		}
 		p.send(batch)
 	}
 }
@@ -169,10 +203,13 @@ func (p *Pipe) failQueued() {
 func (p *Pipe) send(batch []*op) {
 	live := batch[:0]
 	for _, o := range batch {
-		if err := o.ctx.Err(); err != nil {
-			o.err = err
+		if o.ctx.Err() != nil && o.state.CompareAndSwap(queued, abandoned) {
+			o.err = o.ctx.Err()
 			close(o.finished)
 			continue
+		}
+		if !o.state.CompareAndSwap(queued, taken) {
+			continue // abandoned: its caller has gone
 		}
 		live = append(live, o)
 	}
@@ -199,9 +236,10 @@ func (p *Pipe) send(batch []*op) {
 }
 
 // exec sends ops in one pipeline. A read's own error is its op's; a
-// statement's error or the commit's is returned for all of them.
+// statement's error or the commit's is returned for all of them. Close
+// does not cut a pipeline short: its callers wait for what it did.
 func (p *Pipe) exec(ops []*op) error {
-	ctx, cancel := context.WithTimeout(p.ctx, p.opts.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.Timeout)
 	defer cancel()
 	var b pgx.Batch
 	for _, o := range ops {
@@ -230,7 +268,7 @@ func (p *Pipe) exec(ops []*op) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("pipeline of %d statements: %w", len(ops), err)
+		return fmt.Errorf("in a pipeline of %d: %w", len(ops), err)
 	}
 	return nil
 }

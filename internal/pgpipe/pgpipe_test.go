@@ -61,10 +61,6 @@ func insertOp(ctx context.Context, k string, returned *bool) *op {
 	}, pipedInsert, k)
 }
 
-func newOp(ctx context.Context, read func(pgx.Rows) error, sql string, args ...any) *op {
-	return &op{ctx: ctx, sql: sql, args: args, read: read, finished: make(chan struct{})}
-}
-
 // The statements of one pipeline commit together, in one transaction, and
 // each reads its own rows.
 func TestPipelineIsOneTransaction(t *testing.T) {
@@ -72,11 +68,11 @@ func TestPipelineIsOneTransaction(t *testing.T) {
 	p := New(pool, Options{})
 	defer p.Close()
 	ctx := context.Background()
-	var first, second bool
+	var first, again, other bool
 	ops := []*op{
 		insertOp(ctx, "a", &first),
-		insertOp(ctx, "a", &second), // the same key: already there
-		newOp(ctx, nil, `UPDATE piped SET k = 'b' WHERE k = $1`, "a"),
+		insertOp(ctx, "a", &again), // the same key: already there
+		insertOp(ctx, "b", &other),
 	}
 	p.send(ops)
 	for i, o := range ops {
@@ -85,12 +81,12 @@ func TestPipelineIsOneTransaction(t *testing.T) {
 			t.Fatalf("op %d: %v", i, o.err)
 		}
 	}
-	if !first || second {
-		t.Errorf("returned = %v, %v; want the first insert's row only", first, second)
+	if !first || again || !other {
+		t.Errorf("returned = %v, %v, %v; want a's first insert and b's", first, again, other)
 	}
 	got := pipedXIDs(t, pool)
-	if len(got) != 1 || got["b"] == "" {
-		t.Fatalf("rows %v, want one row b (inserted as a, then renamed in the same pipeline)", got)
+	if len(got) != 2 || got["a"] != got["b"] {
+		t.Fatalf("rows %v, want a and b written by one transaction", got)
 	}
 }
 
@@ -201,5 +197,38 @@ func TestPipelineCancelledAndClosed(t *testing.T) {
 	}
 	if got := pipedXIDs(t, pool); len(got) != 0 {
 		t.Errorf("rows %v, want none", got)
+	}
+}
+
+// Close lets a pipeline that is out finish, and its caller hears what it
+// did; a caller whose context ends once its statement is out waits for the
+// outcome too (a claim it did not hear of would hold its key).
+func TestPipelineOutcomeOnceTaken(t *testing.T) {
+	pool := pipelineTable(t)
+	p := New(pool, Options{})
+	slow := `INSERT INTO piped SELECT $1, pg_current_xact_id()::text FROM pg_sleep(0.2) RETURNING k`
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	var took bool
+	go func() {
+		done <- p.Do(ctx, func(rows pgx.Rows) error {
+			took = rows.Next()
+			return nil
+		}, slow, "cancelled")
+	}()
+	time.Sleep(50 * time.Millisecond) // out, and sleeping in the database
+	cancel()
+	if err := <-done; err != nil || !took {
+		t.Errorf("a caller cancelled once its statement was out: %v, row %v; want the outcome (a row)", err, took)
+	}
+
+	go func() { done <- p.Do(context.Background(), nil, slow, "closing") }()
+	time.Sleep(50 * time.Millisecond)
+	p.Close()
+	if err := <-done; err != nil {
+		t.Errorf("a statement out at Close: %v, want its outcome", err)
+	}
+	if got := pipedXIDs(t, pool); len(got) != 2 {
+		t.Errorf("rows %v, want both", got)
 	}
 }
