@@ -195,7 +195,7 @@ func (r *Relay) runOnce(ctx context.Context) error {
 		return fmt.Errorf("relay: reading stream info: %w", err)
 	}
 	nextSeq := info.State.LastSeq // expected last sequence of the next publish
-	tail, err := r.tailPosition(ctx, stream, info.State.LastSeq)
+	tail, err := r.tailPosition(ctx, stream, info.State.FirstSeq, info.State.LastSeq)
 	if err != nil {
 		return err
 	}
@@ -253,9 +253,12 @@ const tailLookBack = 64
 // stream, 0 when the stream is empty or holds none of the relay's envelopes
 // among its last tailLookBack messages. Messages of other writers and
 // deleted ones are passed over: starting behind them from the checkpoint,
-// every republished event was a duplicate, and each cost a resync.
-func (r *Relay) tailPosition(ctx context.Context, stream jetstream.Stream, lastSeq uint64) (int64, error) {
-	for seq := lastSeq; seq > 0 && lastSeq-seq < tailLookBack; seq-- {
+// every republished event was a duplicate, and each cost a resync. A
+// relay's message is an envelope whose id is its message id, so another
+// writer's copy of an envelope (from GET /v1/events, say) is not taken for
+// one. Sequences below firstSeq are gone (purged) and not asked for.
+func (r *Relay) tailPosition(ctx context.Context, stream jetstream.Stream, firstSeq, lastSeq uint64) (int64, error) {
+	for seq := lastSeq; seq > 0 && seq >= firstSeq && lastSeq-seq < tailLookBack; seq-- {
 		msg, err := stream.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // deleted or purged
@@ -264,9 +267,11 @@ func (r *Relay) tailPosition(ctx context.Context, stream jetstream.Stream, lastS
 			return 0, fmt.Errorf("relay: reading stream message %d: %w", seq, err)
 		}
 		var env struct {
-			Position int64 `json:"position"`
+			ID       string `json:"id"`
+			Position int64  `json:"position"`
 		}
-		if json.Unmarshal(msg.Data, &env) == nil && env.Position > 0 {
+		if json.Unmarshal(msg.Data, &env) == nil && env.Position > 0 && env.ID != "" &&
+			msg.Header.Get(jetstream.MsgIDHeader) == env.ID {
 			return env.Position, nil
 		}
 		r.opts.Logger.Debug("relay: stream message is not an envelope", "seq", seq, "subject", msg.Subject)

@@ -443,8 +443,10 @@ func TestRepublishedDuplicatesPassQuickly(t *testing.T) {
 }
 
 // After a crash, with a few of another writer's messages after the relay's
-// last, one of them deleted, the relay finds its own last message behind
-// them and publishes nothing a second time.
+// last, one of them deleted and the last a copy of an envelope (another
+// writer forwarding GET /v1/events, say), the relay finds its own last
+// message behind them and publishes nothing a second time, and nothing
+// is skipped.
 func TestRestartPassesOtherWritersMessages(t *testing.T) {
 	ctx := context.Background()
 	nc, opts := sharedNATS(t)
@@ -462,7 +464,11 @@ func TestRestartPassesOtherWritersMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := stream.DeleteMsg(ctx, 23); err != nil { // the stream's last
+	if err := stream.DeleteMsg(ctx, 23); err != nil {
+		t.Fatal(err)
+	}
+	copied := fmt.Appendf(nil, `{"specversion":"1.0","id":%q,"type":"customer.created","position":999}`, uuid.NewString())
+	if _, err := js.Publish(ctx, opts.SubjectRoot+".other.copy", copied); err != nil { // the stream's last
 		t.Fatal(err)
 	}
 	if err := s.SaveCheckpoint(ctx, "relay", 8); err != nil { // the crash's older checkpoint
@@ -491,12 +497,12 @@ func TestRestartPassesOtherWritersMessages(t *testing.T) {
 		t.Errorf("relay published events at positions 1-20 again %d times, want none", n)
 	}
 	msgs := streamContents(t, nc, opts.Stream)
-	if len(msgs) != 23 { // 20 events, two of the other writer's messages, the new event
-		t.Fatalf("stream holds %d messages, want 23", len(msgs))
+	if len(msgs) != 24 { // 20 events, two of the other writer's messages, its copy, the new event
+		t.Fatalf("stream holds %d messages, want 24", len(msgs))
 	}
 	var env relay.Envelope
-	if err := json.Unmarshal(msgs[22].Data, &env); err != nil || env.Position != 21 {
-		t.Fatalf("last message %s (%v), want the event at position 21", msgs[22].Data, err)
+	if err := json.Unmarshal(msgs[23].Data, &env); err != nil || env.Position != 21 {
+		t.Fatalf("last message %s (%v), want the event at position 21", msgs[23].Data, err)
 	}
 }
 
