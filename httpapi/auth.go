@@ -109,10 +109,10 @@ func (d *Directory) Load(ctx context.Context) error {
 	}
 }
 
-// Run catches up with the store every Refresh until ctx ends. It does not
-// follow every append: it read the whole log for the few user.created
-// events in it, as many reads as the relay's, on a path that finds a new
-// user at its first request anyway.
+// Run catches up with the store every Refresh until ctx ends. It used to
+// follow every append, which read the whole log for the few user.created
+// events in it (as many reads as the relay makes), while a lookup that
+// misses finds a new user at its first request anyway.
 func (d *Directory) Run(ctx context.Context) error {
 	if err := d.Load(ctx); err != nil {
 		return err

@@ -316,8 +316,8 @@ func TestDirectoryCatchesUpWithStore(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- dir.Run(ctx) }()
-	// The user comes after Run's first catch-up has begun (each reads the
-	// head first), so only a later one can find it.
+	// The user comes after Run's second catch-up has begun (each reads the
+	// head first), so only a periodic one can find it.
 	for start := time.Now(); store.heads.Load() < 2; time.Sleep(time.Millisecond) {
 		if time.Since(start) > 5*time.Second {
 			t.Fatal("Run did not catch up a second time")

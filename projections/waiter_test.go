@@ -78,7 +78,9 @@ func TestWaiterReadsCheckpointOnlyWhenQuiet(t *testing.T) {
 // checkpoint at its ticks while the projector commits; once the projector
 // is quiet, a tick reads it.
 func TestWaiterTicksReadOnlyWhenQuiet(t *testing.T) {
-	const every = 200 * time.Millisecond
+	// Long enough that no scheduling stall between two commits 2 ms apart
+	// makes the projector look quiet, on a busy two-core machine too.
+	const every = 500 * time.Millisecond
 	w := NewWaiter(every)
 	var loads atomic.Int32
 	var stored atomic.Int64
@@ -89,7 +91,7 @@ func TestWaiterTicksReadOnlyWhenQuiet(t *testing.T) {
 	// Commits 2 ms apart for five poll intervals, none reaching 1000.
 	for p, end := int64(2), time.Now().Add(5*every); time.Now().Before(end); p++ {
 		time.Sleep(2 * time.Millisecond)
-		w.Committed(CustomerListName, p)
+		w.Committed(CustomerListName, min(p, 999))
 	}
 	if n := loads.Load(); n != 0 {
 		t.Fatalf("%d checkpoint reads by a waiter on a committing projector, want 0", n)

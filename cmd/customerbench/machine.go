@@ -49,7 +49,7 @@ func parseCPUTimes(stat []byte) (cpuTimes, error) {
 // busyPercent is the share of the machine's CPU time that was busy
 // between two readings, 0-100.
 func busyPercent(from, to cpuTimes) float64 {
-	if to.total <= from.total {
+	if to.total <= from.total || to.busy < from.busy {
 		return 0
 	}
 	return 100 * float64(to.busy-from.busy) / float64(to.total-from.total)
