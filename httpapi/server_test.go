@@ -335,7 +335,7 @@ func TestDirectoryCatchesUpWithStore(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the directory did not follow the new user")
+			t.Fatal("the directory did not catch up with the new user")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
