@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 )
 
@@ -177,7 +176,7 @@ func (env *runEnv) analyze(ctx context.Context) error {
 	if env.serverDB == "" {
 		return nil
 	}
-	conn, err := pgx.Connect(ctx, env.serverDB)
+	conn, err := connect(ctx, env.serverDB)
 	if err != nil {
 		return fmt.Errorf("connecting to the server's database: %w", err)
 	}

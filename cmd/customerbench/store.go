@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/partnerhub/customers/commands"
 	"github.com/partnerhub/customers/domain"
@@ -27,6 +28,17 @@ import (
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
 
+// connect opens one connection to the database at url, which may carry
+// the pool settings customerd's pool takes (pool_max_conns, ...): a plain
+// pgx.Connect would send them to the server as settings it does not know.
+func connect(ctx context.Context, url string) (*pgx.Conn, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.ConnectConfig(ctx, cfg.ConnConfig)
+}
+
 // freshSchema drops and recreates schema in the database at base and
 // returns a connection string whose search_path is that schema, so every
 // table the stores create lands there. Each run starts empty: figures must
@@ -35,7 +47,7 @@ func freshSchema(ctx context.Context, base, schema string) (string, error) {
 	if !schemaName.MatchString(schema) {
 		return "", fmt.Errorf("schema %q: want lower-case letters, digits and _", schema)
 	}
-	conn, err := pgx.Connect(ctx, base)
+	conn, err := connect(ctx, base)
 	if err != nil {
 		return "", fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
@@ -52,7 +64,7 @@ func freshSchema(ctx context.Context, base, schema string) (string, error) {
 
 // dropSchema removes a schema this run created.
 func dropSchema(ctx context.Context, base, schema string) error {
-	conn, err := pgx.Connect(ctx, base)
+	conn, err := connect(ctx, base)
 	if err != nil {
 		return fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}

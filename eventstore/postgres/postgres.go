@@ -30,7 +30,8 @@ var migrationFiles embed.FS
 // Options tunes a Store. The zero value is usable.
 type Options struct {
 	// MaxConns sizes the connection pool; default 24 (16 concurrent writers
-	// plus readers).
+	// plus readers, and an export holds one for as long as its client
+	// reads). A pool_max_conns in the connection string wins over it.
 	MaxConns int32
 	// PollInterval is how often subscribers re-read when no notification
 	// arrives; default 500ms.
@@ -86,7 +87,11 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("eventstore/postgres: parsing connection string: %w", err)
 	}
-	cfg.MaxConns = opts.MaxConns
+	if !strings.Contains(connString, "pool_max_conns") {
+		// pgx's own default is the client's core count, which says
+		// nothing about the database's.
+		cfg.MaxConns = opts.MaxConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore/postgres: creating pool: %w", err)

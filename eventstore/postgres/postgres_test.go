@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,5 +156,27 @@ func TestSubscribeSurvivesTerminatedConnections(t *testing.T) {
 	cancel()
 	if err := <-errc; err != context.Canceled {
 		t.Errorf("Subscribe returned %v, want context.Canceled", err)
+	}
+}
+
+// The pool has Options.MaxConns connections (24 by default) unless the
+// connection string says pool_max_conns, which wins.
+func TestPoolSize(t *testing.T) {
+	url := testenv.PostgresSchema(t)
+	if got := open(t, url, postgres.Options{}).Pool().Config().MaxConns; got != 24 {
+		t.Errorf("default pool: %d connections, want 24", got)
+	}
+	if got := open(t, url, postgres.Options{MaxConns: 5}).Pool().Config().MaxConns; got != 5 {
+		t.Errorf("Options.MaxConns 5: %d connections", got)
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	if !strings.Contains(url, "://") {
+		sep = " "
+	}
+	if got := open(t, url+sep+"pool_max_conns=3", postgres.Options{MaxConns: 5}).Pool().Config().MaxConns; got != 3 {
+		t.Errorf("pool_max_conns=3 in the URL: %d connections, want 3", got)
 	}
 }
