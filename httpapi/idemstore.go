@@ -141,7 +141,7 @@ func NewPostgresIdempotency(ctx context.Context, pool *pgxpool.Pool) (*SQLIdempo
 	// append, answer): at 1,000 creates/s the claims and answers were two
 	// of every five round trips customerd made. Through a pipe, those that
 	// queue together go in one.
-	pipe := pgpipe.New(pool, pgpipe.Options{})
+	pipe := pgpipe.New(pool)
 	stop := func() error {
 		pipe.Close()
 		return db.Close()

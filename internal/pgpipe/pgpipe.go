@@ -1,13 +1,12 @@
 // Package pgpipe sends short statements of many goroutines to PostgreSQL
-// in pipelines, a group commit: what queued while a worker's pipeline was
-// out goes in its next one, as one round trip and one commit. Idle, a
+// in pipelines, a group commit: what queued while a pipeline was out goes
+// in the next one, as one round trip and one commit. Idle, a
 // statement goes out at once, alone, as it would through the pool.
 //
 // On a machine where the database and its clients share a few cores, a
 // round trip's wake-ups (two processes scheduled, twice) cost more than a
 // short statement: at 1,000 creates/s customerd made five round trips a
-// create, and the database spent as much time in the kernel as in its own
-// code.
+// create, and the database spent over a third of its time in the kernel.
 //
 // PostgreSQL runs a pipeline as one transaction, so one statement's error
 // rolls back the others: after a statement error, the pipeline's
@@ -36,32 +35,28 @@ import (
 // ErrClosed is Do's error after Close.
 var ErrClosed = errors.New("pgpipe: closed")
 
-// Options tune a Pipe; zero values take the defaults.
-type Options struct {
-	// Workers is how many pipelines may be out at once (default 1). More
-	// than one lets the database run them on more cores, and lets their
-	// statements wait on each other's locks.
-	Workers int
-	// MaxBatch bounds a pipeline (default 64), so that one slow round trip
-	// does not hold a long queue behind one commit.
-	MaxBatch int
-	// Timeout bounds a pipeline's round trip (default 5 s). The callers'
-	// own contexts may end sooner: they stop waiting, but what was sent is
-	// the database's to finish.
-	Timeout time.Duration
-}
+// maxBatch bounds a pipeline, so that one slow round trip does not hold
+// a long queue behind one commit; timeout bounds its round trip (callers'
+// contexts may end sooner: they stop waiting only while their statement
+// is still queued).
+const (
+	maxBatch = 64
+	timeout  = 5 * time.Second
+)
 
-// Pipe queues statements for its workers.
+// Pipe queues statements for its one worker: one pipeline is out at a
+// time, so the statements of two pipelines never wait on each other's
+// locks.
 type Pipe struct {
 	pool *pgxpool.Pool
-	opts Options
 	ops  chan *op
 	ctx  context.Context // ends with Close
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
-	mu     sync.RWMutex // closed, and sends to ops (read-locked)
-	closed bool
+	// mu orders Close after every send to ops (which hold it read-locked),
+	// so that the worker's last drain answers everything queued.
+	mu sync.RWMutex
 }
 
 // op is one statement and its caller's wait.
@@ -70,13 +65,13 @@ type op struct {
 	sql      string
 	args     []any
 	read     func(pgx.Rows) error
-	state    atomic.Int32 // queued, then taken by a worker or abandoned by its caller
+	state    atomic.Int32 // queued, then taken by the worker or abandoned by its caller
 	err      error
 	finished chan struct{}
 }
 
 // An op's states: a caller whose context ends abandons a queued op, and
-// the worker passes over it; once a worker has taken it, the caller waits
+// the worker passes over it; once the worker has taken it, the caller waits
 // for its outcome, so that what committed is known (a claim the caller
 // does not hear of would hold its key until its lock lapses).
 const (
@@ -89,48 +84,34 @@ func newOp(ctx context.Context, read func(pgx.Rows) error, sql string, args ...a
 	return &op{ctx: ctx, sql: sql, args: args, read: read, finished: make(chan struct{})}
 }
 
-// New starts the workers; Close stops them.
-func New(pool *pgxpool.Pool, opts Options) *Pipe {
-	if opts.Workers <= 0 {
-		opts.Workers = 1
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 64
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 5 * time.Second
-	}
+// New starts the worker; Close stops it.
+func New(pool *pgxpool.Pool) *Pipe {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pipe{pool: pool, opts: opts, ops: make(chan *op, opts.MaxBatch), ctx: ctx, stop: cancel}
-	for range opts.Workers {
-		p.wg.Go(p.run)
-	}
+	p := &Pipe{pool: pool, ops: make(chan *op, maxBatch), ctx: ctx, stop: cancel}
+	p.wg.Go(p.run)
 	return p
 }
 
-// Close waits for the pipelines out and stops the workers; statements
+// Close waits for the pipeline out and stops the worker; statements
 // still queued, and later calls of Do, fail with ErrClosed.
 func (p *Pipe) Close() {
-	// Once closed is set nothing is queued, so the workers' last drain
-	// answers everything that was.
 	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
 	p.stop()
+	p.mu.Unlock()
 	p.wg.Wait()
 }
 
 // Do runs sql in the next pipeline and waits for its commit. It gives up
-// when ctx ends before a worker has taken the statement; once one has, it
-// waits for the outcome (at most Options.Timeout a pipeline). read, if not
-// nil, reads the statement's rows; it runs on a worker, may run more than
+// when ctx ends before the worker has taken the statement; once it has, it
+// waits for the outcome (each pipeline is bounded by timeout). read, if not
+// nil, reads the statement's rows; it runs on the worker, may run more than
 // once (a pipeline rolled back runs its statements again one by one), and
 // what it read counts only when Do returns nil. A nil read discards the
 // rows.
 func (p *Pipe) Do(ctx context.Context, read func(pgx.Rows) error, sql string, args ...any) error {
 	o := newOp(ctx, read, sql, args...)
 	p.mu.RLock()
-	if p.closed {
+	if p.ctx.Err() != nil {
 		p.mu.RUnlock()
 		return ErrClosed
 	}
@@ -154,7 +135,7 @@ func (p *Pipe) Do(ctx context.Context, read func(pgx.Rows) error, sql string, ar
 }
 
 func (p *Pipe) run() {
-	batch := make([]*op, 0, p.opts.MaxBatch)
+	batch := make([]*op, 0, maxBatch)
 	for {
 		batch = batch[:0]
 		select {
@@ -165,7 +146,7 @@ func (p *Pipe) run() {
 			batch = append(batch, o)
 		}
 	fill:
-		for len(batch) < p.opts.MaxBatch {
+		for len(batch) < maxBatch {
 			select {
 			case o := <-p.ops:
 				batch = append(batch, o)
@@ -239,7 +220,7 @@ func (p *Pipe) send(batch []*op) {
 // statement's error or the commit's is returned for all of them. Close
 // does not cut a pipeline short: its callers wait for what it did.
 func (p *Pipe) exec(ops []*op) error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var b pgx.Batch
 	for _, o := range ops {

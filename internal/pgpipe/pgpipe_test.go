@@ -65,7 +65,7 @@ func insertOp(ctx context.Context, k string, returned *bool) *op {
 // each reads its own rows.
 func TestPipelineIsOneTransaction(t *testing.T) {
 	pool := pipelineTable(t)
-	p := New(pool, Options{})
+	p := New(pool)
 	defer p.Close()
 	ctx := context.Background()
 	var first, again, other bool
@@ -95,7 +95,7 @@ func TestPipelineIsOneTransaction(t *testing.T) {
 // transaction).
 func TestPipelineStatementErrorFailsOnlyItsOp(t *testing.T) {
 	pool := pipelineTable(t)
-	p := New(pool, Options{})
+	p := New(pool)
 	defer p.Close()
 	ctx := context.Background()
 	returned := make([]bool, 3)
@@ -127,7 +127,7 @@ func TestPipelineStatementErrorFailsOnlyItsOp(t *testing.T) {
 // load fewer pipelines go out than ops.
 func TestPipelineConcurrentCallers(t *testing.T) {
 	pool := pipelineTable(t)
-	p := New(pool, Options{})
+	p := New(pool)
 	defer p.Close()
 	const callers, each = 16, 20
 	var wg sync.WaitGroup
@@ -175,7 +175,7 @@ func TestPipelineConcurrentCallers(t *testing.T) {
 // and new ops fail without reaching the database.
 func TestPipelineCancelledAndClosed(t *testing.T) {
 	pool := pipelineTable(t)
-	p := New(pool, Options{})
+	p := New(pool)
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	var returned bool
@@ -205,7 +205,7 @@ func TestPipelineCancelledAndClosed(t *testing.T) {
 // outcome too (a claim it did not hear of would hold its key).
 func TestPipelineOutcomeOnceTaken(t *testing.T) {
 	pool := pipelineTable(t)
-	p := New(pool, Options{})
+	p := New(pool)
 	slow := `INSERT INTO piped SELECT $1, pg_current_xact_id()::text FROM pg_sleep(0.2) RETURNING k`
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
