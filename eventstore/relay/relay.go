@@ -274,7 +274,7 @@ func (r *Relay) tailPosition(ctx context.Context, stream jetstream.Stream, first
 			msg.Header.Get(jetstream.MsgIDHeader) == env.ID {
 			return env.Position, nil
 		}
-		r.opts.Logger.Debug("relay: stream message is not an envelope", "seq", seq, "subject", msg.Subject)
+		r.opts.Logger.Debug("relay: stream message is not the relay's", "seq", seq, "subject", msg.Subject)
 	}
 	return 0, nil
 }
